@@ -1,0 +1,1 @@
+"""Cairn's catalog package (placeholder until its issue lands)."""

@@ -1,0 +1,1 @@
+"""Cairn's dashboard package (placeholder until its issue lands)."""

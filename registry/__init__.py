@@ -1,0 +1,38 @@
+"""Cairn's experiment registry: every run recorded, findable, comparable.
+
+    import registry
+    with registry.start_run(project="defects", name="r18-baseline", params=cfg) as run:
+        run.use_data("data/train", role="train")
+        run.log_metric("loss", loss, step=step)
+
+Importing this package loads only the standard library; the store (SQLAlchemy), DVC and
+MLflow are imported when first used.
+"""
+
+from registry import errors as errors
+from registry.client import get_run as get_run
+from registry.client import list_runs as list_runs
+from registry.client import metric_history as metric_history
+from registry.config import Workspace as Workspace
+from registry.config import load_workspace as load_workspace
+from registry.entities import RunRecord as RunRecord
+from registry.entities import RunStatus as RunStatus
+from registry.run import Run as Run
+from registry.tracking import active_run as active_run
+from registry.tracking import start_run as start_run
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Run",
+    "RunRecord",
+    "RunStatus",
+    "Workspace",
+    "active_run",
+    "errors",
+    "get_run",
+    "list_runs",
+    "load_workspace",
+    "metric_history",
+    "start_run",
+]

@@ -1,0 +1,52 @@
+"""The ``cairn`` command. Other packages add their groups through the ``cairn.commands``
+entry point group, so the registry imports none of them."""
+
+from __future__ import annotations
+
+import sys
+from importlib.metadata import entry_points
+
+import click
+
+from registry.cli.runs import runs
+from registry.cli.workspace import init
+from registry.errors import CairnError
+
+__all__ = ["cli", "main"]
+
+
+class _Cairn(click.Group):
+    """Loads plugin groups lazily, and turns Cairn's errors into one-line messages."""
+
+    def _plugins(self) -> dict:
+        return {ep.name: ep for ep in entry_points(group="cairn.commands")}
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self._plugins()})
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        command = super().get_command(ctx, name)
+        if command is None and name in (plugins := self._plugins()):
+            command = plugins[name].load()
+        return command
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except CairnError as exc:
+            raise click.ClickException(str(exc)) from exc
+
+
+@click.group(cls=_Cairn)
+@click.version_option(package_name="cairn")
+def cli() -> None:
+    """Cairn: every experiment recorded, found, compared and built on."""
+
+
+cli.add_command(init)
+cli.add_command(runs)
+
+
+def main() -> None:
+    """Console entry point."""
+    sys.exit(cli.main(standalone_mode=True))

@@ -1,0 +1,176 @@
+"""``cairn runs``: list, show, export and import recorded runs."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import click
+
+from registry.cli._format import duration, table, timestamp, value
+from registry.config import load_workspace
+from registry.entities import RunRecord
+
+__all__ = ["runs"]
+
+
+def _store():
+    from registry.store import open_store
+
+    return open_store(load_workspace().store_url)
+
+
+@click.group()
+def runs() -> None:
+    """Recorded runs: list, show, export, import."""
+
+
+@runs.command("list")
+@click.option("--project", help="Only runs of this project.")
+@click.option("--owner", help="Only runs of this owner.")
+@click.option("--status", type=click.Choice(["RUNNING", "FINISHED", "FAILED", "KILLED"],
+                                            case_sensitive=False))
+@click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 10_000))
+@click.option("--offset", default=0, type=click.IntRange(0))
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+def list_runs(project: str | None, owner: str | None, status: str | None, limit: int,
+              offset: int, as_json: bool) -> None:
+    """Runs, newest first, with their latest metrics."""
+    records = _store().list_runs(project_name=project, owner=owner,
+                                 status=status.upper() if status else None,
+                                 limit=limit, offset=offset)
+    if as_json:
+        for r in records:
+            click.echo(json.dumps(r.to_dict(), default=str))
+        return
+    if not records:
+        click.echo("no runs recorded yet")
+        return
+    rows = [(r.id[:8], r.project, r.name, r.owner, r.status, timestamp(r.start_time),
+             duration(r.duration), _metrics_brief(r)) for r in records]
+    click.echo(table(["id", "project", "name", "owner", "status", "started", "time", "metrics"],
+                     rows))
+
+
+def _metrics_brief(r: RunRecord, limit: int = 3) -> str:
+    items = sorted(r.metrics.items())[:limit]
+    more = " ..." if len(r.metrics) > limit else ""
+    return " ".join(f"{k}={value(s.last)}" for k, s in items) + more
+
+
+@runs.command("show")
+@click.argument("run_ref", metavar="RUN")
+@click.option("--json", "as_json", is_flag=True, help="The full record as JSON.")
+def show(run_ref: str, as_json: bool) -> None:
+    """Everything recorded about RUN (an id, a unique id prefix, or a unique name)."""
+    record = _store().get_run(run_ref)
+    if as_json:
+        click.echo(json.dumps(record.to_dict(), indent=2, default=str))
+        return
+    click.echo(_render(record))
+
+
+def _render(r: RunRecord) -> str:
+    out = [f"run {r.id}", _section("", {
+        "project": r.project, "name": r.name, "owner": r.owner, "status": r.status,
+        "started": timestamp(r.start_time), "ended": timestamp(r.end_time),
+        "duration": duration(r.duration), "command": r.command, "entry point": r.entry_point,
+        "host": r.hostname, "question": r.question, "conclusion": r.conclusion})]
+    code = r.code
+    out.append(_section("code", {
+        "state": code.get("state"), "commit": code.get("commit"), "branch": code.get("branch"),
+        "remote": code.get("remote"), "dirty": code.get("dirty"),
+        "diff sha256": code.get("diff_sha256")}))
+    for d in r.datasets:
+        out.append(_section(f"data ({d.role})", {
+            "path": d.path, "tracked": d.tracked, "hash": d.hash, "size": d.size,
+            "files": d.nfiles, "remote": d.remote, "source": d.source,
+            "dirty": d.dirty, "checked by": d.dirty_check}))
+    out.append(_section("params", r.params))
+    out.append(_section("tags", r.tags))
+    if r.metrics:
+        rows = [(k, s.last, s.min, s.max, s.last_step, s.count, s.nonfinite_count or "")
+                for k, s in sorted(r.metrics.items())]
+        out.append("metrics\n" + _indent(table(
+            ["key", "last", "min", "max", "step", "points", "non-finite"], rows)))
+    if r.artifacts:
+        rows = [(a.name, a.size, a.sha256[:12], a.uri) for a in r.artifacts]
+        out.append("artifacts\n" + _indent(table(["name", "bytes", "sha256", "uri"], rows)))
+    out.append(_section("hardware", _flat(r.hardware)))
+    env = {k: v for k, v in r.environment.items() if k != "all_packages"}
+    out.append(_section("environment", _flat(env)))
+    if r.notes:
+        out.append("notes\n" + _indent(r.notes))
+    if r.warnings:
+        out.append("warnings\n" + _indent("\n".join(f"- {w}" for w in r.warnings)))
+    if r.failure:
+        out.append("failure\n" + _indent(r.failure.rstrip()))
+    return "\n\n".join(s for s in out if s)
+
+
+def _section(title: str, fields: dict[str, Any]) -> str:
+    shown = {k: v for k, v in fields.items() if v not in (None, "", {}, [])}
+    if not shown:
+        return ""
+    width = max(len(k) for k in shown)
+    body = "\n".join(f"{k.ljust(width)}  {value(v)}" for k, v in shown.items())
+    return f"{title}\n{_indent(body)}" if title else body
+
+
+def _flat(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for k, v in data.items():
+        if isinstance(v, dict):
+            flat.update(_flat(v, f"{prefix}{k}."))
+        elif isinstance(v, list) and v and isinstance(v[0], dict):
+            for i, item in enumerate(v):
+                flat.update(_flat(item, f"{prefix}{k}[{i}]."))
+        else:
+            flat[prefix + k] = v
+    return flat
+
+
+def _indent(text: str) -> str:
+    return "\n".join("  " + line for line in text.splitlines())
+
+
+@runs.command("export")
+@click.argument("run_refs", metavar="[RUN]...", nargs=-1)
+@click.option("--project", help="Every run of this project.")
+@click.option("--output", "-o", type=click.File("w", encoding="utf-8"), default="-",
+              help="File to write (default: standard output).")
+def export(run_refs: tuple[str, ...], project: str | None, output) -> None:
+    """Write runs as JSON lines (all runs when none are named)."""
+    from registry.transfer import export_runs
+
+    store = _store()
+    pks = [store.resolve(ref) for ref in run_refs] if run_refs else _all_pks(store, project)
+    count = 0
+    for data in export_runs(store, pks):
+        output.write(json.dumps(data, ensure_ascii=False, allow_nan=False) + "\n")
+        count += 1
+    click.echo(f"exported {count} runs", err=True)
+
+
+def _all_pks(store, project: str | None) -> list[int]:
+    from registry.store import _reads
+
+    with store.reading() as conn:
+        return list(reversed(_reads.list_run_pks(conn, project_name=project, limit=10**12)))
+
+
+@runs.command("import")
+@click.argument("source", type=click.File("r", encoding="utf-8"), default="-")
+@click.option("--replace", is_flag=True, help="Replace runs whose id already exists.")
+def import_(source, replace: bool) -> None:
+    """Read runs as JSON lines (from a file or standard input)."""
+    from registry.transfer import import_runs
+
+    result = import_runs(_store(), source, replace=replace)
+    click.echo(f"imported {len(result.imported)} runs, skipped {len(result.skipped)} "
+               f"already present, {len(result.errors)} errors", err=True)
+    for error in result.errors:
+        click.echo(f"error: {error}", err=True)
+    if result.errors:
+        sys.exit(1)

@@ -1,0 +1,48 @@
+"""``cairn init``: write a workspace configuration and create the store."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from registry.config import CONFIG_FILE, find_config, load_workspace
+
+__all__ = ["init"]
+
+_TEMPLATE = """\
+# Cairn workspace configuration. Relative paths are relative to this file's folder.
+# Environment variables override single settings: CAIRN_STORE, CAIRN_ARTIFACTS, CAIRN_OWNER.
+store = "{store}"
+artifacts = "{artifacts}"
+catalog = "catalog"
+# owner = "your-name"          # default: the operating-system user
+# required_tags = ["task"]     # tags every run must carry
+
+[runs]
+heartbeat_interval = 30        # seconds; a run silent for 3 intervals shows as CRASHED
+flush_interval = 1.0           # seconds between metric writes
+"""
+
+
+@click.command()
+@click.option("--store", default="sqlite:///.cairn/registry.db", show_default=True,
+              help="SQLAlchemy URL of the registry store (postgresql+psycopg://... for teams).")
+@click.option("--artifacts", default=".cairn/artifacts", show_default=True,
+              help="Artifact root: a folder or an fsspec URL such as s3://bucket/prefix.")
+@click.option("--dir", "directory", type=click.Path(file_okay=False, path_type=Path),
+              default=".", help="Folder to create the workspace in.")
+def init(store: str, artifacts: str, directory: Path) -> None:
+    """Create cairn.toml (unless one exists) and the registry store."""
+    from registry.store import open_store
+
+    directory.mkdir(parents=True, exist_ok=True)
+    existing = find_config(directory)
+    if existing is None or existing.parent != directory.resolve():
+        (directory / CONFIG_FILE).write_text(_TEMPLATE.format(store=store, artifacts=artifacts))
+        click.echo(f"wrote {directory / CONFIG_FILE}")
+    ws = load_workspace(directory)
+    open_store(ws.store_url)
+    if "://" not in ws.artifact_root:
+        Path(ws.artifact_root).mkdir(parents=True, exist_ok=True)
+    click.echo(f"store     {ws.store_url}\nartifacts {ws.artifact_root}")

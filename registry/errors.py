@@ -1,0 +1,140 @@
+"""Typed errors raised by the registry. Each keeps the fields that explain it."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+__all__ = [
+    "AmbiguousRunError",
+    "ArtifactError",
+    "CairnError",
+    "ConfigError",
+    "DataNotTrackedError",
+    "DataVersionError",
+    "ImportFormatError",
+    "MetricError",
+    "ParamError",
+    "RunNotFoundError",
+    "RunStateError",
+    "SchemaVersionError",
+    "StoreCorruptError",
+    "StoreError",
+    "StoreUnavailableError",
+]
+
+
+class CairnError(Exception):
+    """Base class of every error Cairn raises on purpose."""
+
+
+class ConfigError(CairnError):
+    """The workspace configuration is malformed or names an unknown setting."""
+
+    def __init__(self, message: str, path: str | None = None) -> None:
+        self.path = path
+        super().__init__(f"{path}: {message}" if path else message)
+
+
+class StoreError(CairnError):
+    """The registry store could not do what was asked."""
+
+
+class StoreUnavailableError(StoreError):
+    """The store cannot be reached (server down, file missing, permissions)."""
+
+    def __init__(self, url: str, detail: str) -> None:
+        self.url, self.detail = url, detail
+        super().__init__(f"registry store {url} is unavailable: {detail}")
+
+
+class StoreCorruptError(StoreError):
+    """The store exists but is not a readable Cairn database."""
+
+    def __init__(self, url: str, detail: str) -> None:
+        self.url, self.detail = url, detail
+        super().__init__(
+            f"registry store {url} is not a readable Cairn database ({detail}); "
+            "restore it from a backup or point CAIRN_STORE at another file"
+        )
+
+
+class SchemaVersionError(StoreError):
+    """The store's schema is newer than this version of Cairn understands."""
+
+    def __init__(self, url: str, found: str, expected: str) -> None:
+        self.url, self.found, self.expected = url, found, expected
+        super().__init__(
+            f"registry store {url} has schema revision {found!r}, this Cairn knows "
+            f"up to {expected!r}: upgrade Cairn"
+        )
+
+
+class RunNotFoundError(CairnError):
+    """No run matches the given id, id prefix or name."""
+
+    def __init__(self, ref: str) -> None:
+        self.ref = ref
+        super().__init__(f"no run matches {ref!r}")
+
+
+class AmbiguousRunError(CairnError):
+    """A run reference matches more than one run."""
+
+    def __init__(self, ref: str, candidates: Sequence[str]) -> None:
+        self.ref, self.candidates = ref, list(candidates)
+        shown = ", ".join(self.candidates[:5])
+        super().__init__(
+            f"{ref!r} matches {len(self.candidates)} runs ({shown}); give more of the id"
+        )
+
+
+class RunStateError(CairnError):
+    """The run is not in a state that allows this operation (for example, it has ended)."""
+
+    def __init__(self, run_id: str, status: str, action: str) -> None:
+        self.run_id, self.status, self.action = run_id, status, action
+        super().__init__(f"cannot {action}: run {run_id} is {status}")
+
+
+class ParamError(CairnError):
+    """A hyperparameter cannot be recorded as given."""
+
+    def __init__(self, key: str, value: object, reason: str) -> None:
+        self.key, self.value, self.reason = key, value, reason
+        super().__init__(f"param {key!r}: {reason}")
+
+
+class MetricError(CairnError):
+    """A metric name or value cannot be recorded."""
+
+    def __init__(self, key: object, value: object, reason: str) -> None:
+        self.key, self.value, self.reason = key, value, reason
+        super().__init__(f"metric {key!r}: {reason}")
+
+
+class ArtifactError(CairnError):
+    """An artifact cannot be stored or read."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        self.path, self.reason = path, reason
+        super().__init__(f"artifact {path!r}: {reason}")
+
+
+class DataVersionError(CairnError):
+    """A dataset's version cannot be determined."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        self.path, self.reason = path, reason
+        super().__init__(f"data {path!r}: {reason}")
+
+
+class DataNotTrackedError(DataVersionError):
+    """The path is not tracked by DVC (raised only when the caller asks for strict checks)."""
+
+
+class ImportFormatError(CairnError):
+    """A line of a run export cannot be imported."""
+
+    def __init__(self, line: int, reason: str) -> None:
+        self.line, self.reason = line, reason
+        super().__init__(f"line {line}: {reason}")

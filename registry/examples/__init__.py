@@ -1,0 +1,1 @@
+"""Runnable examples of recording runs (`python -m registry.examples.quickstart`)."""

@@ -1,0 +1,264 @@
+"""The live run handle a training script holds."""
+
+from __future__ import annotations
+
+import logging
+import operator
+import os
+import threading
+import time
+import traceback
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from registry import _lifecycle
+from registry._params import ParamValue, flatten_params, typed_value
+from registry._text import is_utf8, to_utf8
+from registry._writer import WAKE_AT, MetricWriter
+from registry.artifacts import ArtifactStore, clean_name
+from registry.entities import ArtifactRecord, DatasetUse, RunRecord, RunStatus
+from registry.errors import DataNotTrackedError, MetricError, ParamError, RunStateError
+
+__all__ = ["Run"]
+
+log = logging.getLogger("registry")
+MAX_METRIC_KEY = 250
+_MIN_STEP, _MAX_STEP = -(2**63), 2**63 - 2
+_DATASET_FIELDS = set(DatasetUse.__dataclass_fields__) - {"role"}
+
+
+class Run:
+    """An active run: log metrics, params, tags, data and artifacts; end it (or use ``with``)."""
+
+    def __init__(self, *, run_id: str, run_pk: int, project: str, name: str | None, store,
+                 artifacts: ArtifactStore, workspace, params: Mapping[str, ParamValue],
+                 warnings: list[str]) -> None:
+        self.id, self.project, self.name = run_id, project, name
+        self.status = RunStatus.RUNNING
+        self.warnings: list[str] = list(warnings)
+        self._pk, self._store, self._artifacts = run_pk, store, artifacts
+        self._workspace = workspace
+        self._params = dict(params)
+        self._keys: set[str] = set()
+        self._next_step: dict[str, int] = {}
+        self._closed = False
+        self._killed_by: int | None = None
+        self._lock = threading.Lock()
+        self._writer = MetricWriter(store, run_pk, flush_interval=workspace.flush_interval,
+                                    heartbeat_interval=workspace.heartbeat_interval,
+                                    warn=self._warn, name=f"cairn-writer-{run_id[:8]}")
+        self._queue = self._writer.queue
+        self._writer.start()
+        _lifecycle.register(self)
+
+    def __repr__(self) -> str:
+        return f"<Run {self.id[:8]} {self.project}/{self.name or ''} {self.status}>"
+
+    # -- metrics ----------------------------------------------------------------------------
+
+    def log_metric(self, key: str, value: float, step: int | None = None) -> None:
+        """Record one value; costs the caller about a microsecond. Steps count up per key."""
+        if self._closed:
+            raise RunStateError(self.id, self.status, f"log metric {key!r}")
+        if key not in self._keys:
+            self._check_key(key)
+        if isinstance(value, (str, bytes)):
+            raise MetricError(key, value, "value must be a number, not text")
+        try:
+            value = float(value)
+        except (TypeError, ValueError) as exc:
+            raise MetricError(key, value, f"value must be a number ({exc})") from None
+        if step is None:
+            step = self._next_step.get(key, 0)
+        elif type(step) is not int or not _MIN_STEP <= step <= _MAX_STEP:
+            step = self._check_step(key, step)
+        self._next_step[key] = step + 1
+        self._queue.append((key, step, value, time.time()))
+        if len(self._queue) >= WAKE_AT:
+            self._writer._wake.set()
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
+        """Record several metrics at the same step."""
+        for key, value in metrics.items():
+            self.log_metric(key, value, step)
+
+    def _check_key(self, key: Any) -> None:
+        if not isinstance(key, str) or not key or len(key) > MAX_METRIC_KEY:
+            raise MetricError(key, None, f"names must be text of 1 to {MAX_METRIC_KEY} characters")
+        if not key.isprintable() or not is_utf8(key):
+            raise MetricError(key, None, "names must be printable, valid UTF-8 text")
+        self._keys.add(key)
+
+    @staticmethod
+    def _check_step(key: str, step: Any) -> int:
+        try:
+            if isinstance(step, bool):
+                raise TypeError("bool")
+            step = operator.index(step)
+        except TypeError:
+            raise MetricError(key, step, "step must be an integer") from None
+        if not _MIN_STEP <= step <= _MAX_STEP:
+            raise MetricError(key, step, "step must fit in 64 bits")
+        return step
+
+    # -- params, tags, text -----------------------------------------------------------------
+
+    def log_params(self, params: Mapping[str, Any]) -> None:
+        """Add hyperparameters; re-logging a key with the same value is a no-op."""
+        self._require_open("log params")
+        new: dict[str, ParamValue] = {}
+        for key, value in flatten_params(params).items():
+            typed, warns = typed_value(key, value)
+            for w in warns:
+                self._warn(w)
+            if key in self._params:
+                if self._params[key] != typed:
+                    raise ParamError(key, value, f"already recorded as {self._params[key].text!r}")
+                continue
+            new[key] = typed
+        if new:
+            self._store.log_params(self._pk, new)
+            self._params.update(new)
+
+    def log_param(self, key: str, value: Any) -> None:
+        self.log_params({key: value})
+
+    def set_tags(self, tags: Mapping[str, Any] | list[str]) -> None:
+        """Set tags: a mapping of key to value, or a list of plain labels."""
+        self._require_open("set tags")
+        items = {t: "" for t in tags} if isinstance(tags, (list, tuple, set)) else dict(tags)
+        self._store.set_tags(self._pk, {self._text("tag", str(k)): self._text("tag", str(v))
+                                        for k, v in items.items()})
+
+    def set_tag(self, key: str, value: Any = "") -> None:
+        self.set_tags({key: value})
+
+    def note(self, text: str) -> None:
+        """Append a paragraph to the run's notes."""
+        record_notes = self._store.get_run(self._pk).notes
+        notes = f"{record_notes}\n\n{text}" if record_notes else text
+        self._store.update_run(self._pk, notes=self._text("notes", notes))
+
+    def set_question(self, text: str) -> None:
+        """The question or hypothesis this run tests."""
+        self._store.update_run(self._pk, question=self._text("question", text))
+
+    def set_conclusion(self, text: str) -> None:
+        """What came out of the run, in words, for whoever comes next."""
+        self._store.update_run(self._pk, conclusion=self._text("conclusion", text))
+
+    def _text(self, field: str, text: str) -> str:
+        text, replaced = to_utf8(text)
+        if replaced:
+            self._warn(f"{field} held text that is not valid UTF-8; replaced by U+FFFD")
+        return text
+
+    # -- data and artifacts -----------------------------------------------------------------
+
+    def use_data(self, path: str | os.PathLike, role: str = "train", *,
+                 strict: bool = False) -> DatasetUse:
+        """Record the DVC version of a dataset this run reads; warns (or, strict, raises)
+        when the path is not tracked or differs from what DVC recorded."""
+        from registry.capture.dvc import capture_data
+
+        version, warns = capture_data(path, state_dir=self._workspace.state_dir)
+        if strict and not version.tracked:
+            raise DataNotTrackedError(os.fspath(path), "; ".join(warns) or "not tracked by DVC")
+        return self._add_data(version, role, warns)
+
+    def _add_data(self, version, role: str, warns: list[str]) -> DatasetUse:
+        """Store a captured data version (a ``capture.dvc.DataVersion``) as used in ``role``."""
+        fields = {k: v for k, v in version.to_dict().items() if k in _DATASET_FIELDS}
+        use = DatasetUse(role=role, **fields)
+        self._store.add_dataset_use(self._pk, use)
+        for w in warns:
+            self._warn(w)
+        if use.dirty:
+            self._warn(f"data {use.path!r} differs from the version DVC recorded ({use.hash})")
+        return use
+
+    def log_artifact(self, path: str | os.PathLike, name: str | None = None) -> ArtifactRecord:
+        """Store a file (or every file of a folder) content-addressed; returns the record."""
+        self._require_open("log artifact")
+        path = Path(path)
+        if path.is_dir():
+            records = [self.log_artifact(f, f"{name or path.name}/{f.relative_to(path).as_posix()}")
+                       for f in sorted(path.rglob("*")) if f.is_file()]
+            return records[-1] if records else None
+        label = clean_name(name or path.name)
+        sha256, size, uri = self._artifacts.put_file(path)
+        created = time.time()
+        self._store.add_artifact(self._pk, label, sha256, size, uri, created)
+        return ArtifactRecord(label, sha256, size, uri, created)
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Block until every metric logged so far is durable; False if the store refused."""
+        return self._writer.flush(timeout)
+
+    def end(self, status: str = RunStatus.FINISHED, failure: str | None = None) -> None:
+        """Flush, stop the writer and record the final status. Idempotent."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        lost = self._writer.close()
+        if lost:
+            self._spool(lost)
+        self.status = status
+        self._store.update_run(self._pk, status=status, end_time=time.time(),
+                               heartbeat_time=time.time(), failure=failure,
+                               warnings=self.warnings)
+        _lifecycle.unregister(self)
+
+    def record(self) -> RunRecord:
+        """What the store holds for this run now (metrics as of the last flush)."""
+        return self._store.get_run(self._pk)
+
+    def __enter__(self) -> Run:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self.end(*self._outcome(exc))
+
+    def _outcome(self, exc: BaseException | None) -> tuple[str, str | None]:
+        if exc is None:
+            return RunStatus.FINISHED, None
+        text = "".join(traceback.format_exception(exc))
+        if self._killed_by is not None or isinstance(exc, (KeyboardInterrupt, SystemExit)):
+            return RunStatus.KILLED, text
+        return RunStatus.FAILED, text
+
+    def _end_at_exit(self, exc: BaseException | None) -> None:
+        try:
+            self.end(*self._outcome(exc))
+        except Exception as error:  # the interpreter is going away; say why, don't raise
+            log.error("cairn: could not end run %s at exit: %s", self.id, error)
+
+    def _require_open(self, action: str) -> None:
+        if self._closed:
+            raise RunStateError(self.id, self.status, action)
+
+    def _warn(self, message: str) -> None:
+        self.warnings.append(message)
+        log.warning("cairn: %s", message)
+        if not self._closed:
+            try:
+                self._store.update_run(self._pk, warnings=self.warnings)
+            except Exception as exc:  # a warning must never crash the training loop
+                log.debug("cairn: could not store warning: %s", exc)
+
+    def _spool(self, points: list) -> None:
+        import json
+
+        spool = self._workspace.state_dir / "spool" / f"{self.id}.jsonl"
+        spool.parent.mkdir(parents=True, exist_ok=True)
+        with spool.open("a", encoding="utf-8") as fh:
+            for key, step, value, t in points:
+                fh.write(json.dumps({"key": key, "step": step, "value": repr(value), "time": t}))
+                fh.write("\n")
+        self.warnings.append(f"{len(points)} metric points could not reach the store and were "
+                             f"saved to {spool}")
+        log.error("cairn: %s", self.warnings[-1])

@@ -1,0 +1,154 @@
+"""The registry store: a SQLAlchemy URL in, plain records out.
+
+``SqlStore`` owns the engine and the transactions; the SQL itself lives in ``_writes`` and
+``_reads``. Every driver error leaves here as a :mod:`registry.errors` store error.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import Connection, delete, select
+
+from registry._params import ParamValue
+from registry.entities import DatasetUse, MetricPoint, MetricSummary, RunRecord
+from registry.store import _reads, _writes
+from registry.store._engine import make_engine, normalise_url, read_options, translate_errors
+from registry.store._migrate import ensure_schema
+from registry.store.schema import run
+
+__all__ = ["SqlStore", "open_store"]
+
+_STORES: dict[tuple[str, bool], SqlStore] = {}
+
+
+class SqlStore:
+    """A registry store on SQLite or PostgreSQL."""
+
+    def __init__(self, url: str, *, readonly: bool = False, migrate: bool = True) -> None:
+        self.url = normalise_url(url)
+        self.readonly = readonly
+        with translate_errors(self.url):
+            self.engine = make_engine(self.url, readonly=readonly)
+            if migrate and not readonly:
+                ensure_schema(self.engine, self.url)
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    @contextlib.contextmanager
+    def writing(self) -> Iterator[Connection]:
+        """A write transaction: committed on success, rolled back on error."""
+        with translate_errors(self.url), self.engine.begin() as conn:
+            yield conn
+
+    @contextlib.contextmanager
+    def reading(self) -> Iterator[Connection]:
+        """A read-only transaction."""
+        with translate_errors(self.url), self.engine.connect() as conn:
+            conn = conn.execution_options(**read_options())
+            with conn.begin():
+                yield conn
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # -- runs -------------------------------------------------------------------------------
+
+    def create_run(self, project: str, values: Mapping[str, Any],
+                   params: Mapping[str, ParamValue], tags: Mapping[str, str]) -> int:
+        """Insert a new run with its params and tags; returns its integer key."""
+        with self.writing() as conn:
+            project_id = _writes.ensure_project(conn, project)
+            pk = _writes.insert_run(conn, {**values, "project_id": project_id})
+            _writes.insert_params(conn, pk, params)
+            _writes.set_tags(conn, pk, tags)
+        return pk
+
+    def update_run(self, run_pk: int, **values: Any) -> None:
+        with self.writing() as conn:
+            _writes.update_run(conn, run_pk, values)
+
+    def log_params(self, run_pk: int, params: Mapping[str, ParamValue]) -> None:
+        with self.writing() as conn:
+            _writes.insert_params(conn, run_pk, params)
+
+    def set_tags(self, run_pk: int, tags: Mapping[str, str]) -> None:
+        with self.writing() as conn:
+            _writes.set_tags(conn, run_pk, tags)
+
+    def log_metrics(self, run_pk: int, points: Iterable[_writes.MetricRow],
+                    summaries: Iterable[MetricSummary], **run_values: Any) -> int:
+        """Append points and replace summaries in one transaction (plus run columns, if any)."""
+        with self.writing() as conn:
+            count = _writes.insert_metrics(conn, run_pk, points)
+            _writes.upsert_summaries(conn, run_pk, summaries)
+            if run_values:
+                _writes.update_run(conn, run_pk, run_values)
+        return count
+
+    def add_dataset_use(self, run_pk: int, use: DatasetUse) -> None:
+        with self.writing() as conn:
+            _writes.add_dataset_use(conn, run_pk, use)
+
+    def add_artifact(self, run_pk: int, name: str, sha256: str, size: int, uri: str,
+                     created_time: float | None = None) -> None:
+        with self.writing() as conn:
+            _writes.add_artifact(conn, run_pk, name, sha256, size, uri, created_time)
+
+    def delete_run(self, run_pk: int) -> None:
+        with self.writing() as conn:
+            conn.execute(delete(run).where(run.c.pk == run_pk))
+
+    # -- reads ------------------------------------------------------------------------------
+
+    def resolve(self, ref: str) -> int:
+        """The integer key of a run given by id, id prefix or unique name."""
+        with self.reading() as conn:
+            return _reads.resolve_run(conn, ref)
+
+    def get_run(self, ref: str | int) -> RunRecord:
+        with self.reading() as conn:
+            pk = ref if isinstance(ref, int) else _reads.resolve_run(conn, ref)
+            return _reads.get_runs(conn, [pk])[0]
+
+    def get_runs(self, pks: Sequence[int], *, details: bool = True) -> list[RunRecord]:
+        with self.reading() as conn:
+            return _reads.get_runs(conn, pks, details=details)
+
+    def list_runs(self, *, details: bool = False, **filters: Any) -> list[RunRecord]:
+        """Runs newest first; filters: project_name, owner, status, since, limit, offset."""
+        with self.reading() as conn:
+            return _reads.get_runs(conn, _reads.list_run_pks(conn, **filters), details=details)
+
+    def run_exists(self, run_id: str) -> bool:
+        with self.reading() as conn:
+            return conn.execute(select(run.c.pk).where(run.c.id == run_id)).first() is not None
+
+    def metric_history(self, ref: str | int,
+                       keys: Sequence[str] | None = None) -> dict[str, list[MetricPoint]]:
+        with self.reading() as conn:
+            pk = ref if isinstance(ref, int) else _reads.resolve_run(conn, ref)
+            return _reads.metric_history(conn, pk, keys)
+
+
+def open_store(url: str, *, readonly: bool = False) -> SqlStore:
+    """A shared store per URL for this process (engines are expensive; pools are shared)."""
+    key = (normalise_url(url), readonly)
+    store = _STORES.get(key)
+    if store is None:
+        store = _STORES[key] = SqlStore(url, readonly=readonly)
+    return store
+
+
+def _after_fork() -> None:
+    # A forked child (DataLoader workers, multiprocessing) must not reuse the parent's sockets.
+    for store in _STORES.values():
+        store.engine.dispose(close=False)
+
+
+os.register_at_fork(after_in_child=_after_fork)

@@ -1,0 +1,143 @@
+"""Engines and transactions: one place that knows SQLite's and PostgreSQL's quirks.
+
+SQLite runs in WAL mode with a long busy timeout, foreign keys on, and every write
+transaction started with ``BEGIN IMMEDIATE``: a deferred transaction that later upgrades to a
+write lock fails at once with "database is locked" when another process wrote in between,
+whatever the busy timeout, so many training processes writing one file need the immediate form.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
+
+from registry.errors import StoreCorruptError, StoreError, StoreUnavailableError
+
+__all__ = ["BUSY_TIMEOUT_S", "make_engine", "normalise_url", "translate_errors"]
+
+BUSY_TIMEOUT_S = 120
+_READ = "cairn_read"
+
+
+def normalise_url(url: str) -> str:
+    """Use psycopg (v3) for plain ``postgresql://`` URLs; leave others alone."""
+    if url.startswith("postgresql://") or url.startswith("postgres://"):
+        return "postgresql+psycopg://" + url.split("://", 1)[1]
+    return url
+
+
+def make_engine(url: str, *, readonly: bool = False) -> Engine:
+    """An engine for ``url``; SQLite files get WAL, busy timeout and foreign keys."""
+    url = normalise_url(url)
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        return _sqlite_engine(parsed.database or ":memory:", readonly)
+    engine = create_engine(url, pool_pre_ping=True, pool_size=2, max_overflow=4)
+    if readonly:
+        event.listen(engine, "connect", _pg_readonly)
+    return engine
+
+
+def read_options() -> dict[str, bool]:
+    """Execution options for a connection that only reads (SQLite: a deferred BEGIN)."""
+    return {_READ: True}
+
+
+@contextlib.contextmanager
+def translate_errors(url: str) -> Iterator[None]:
+    """Map driver errors to the registry's own store errors."""
+    try:
+        yield
+    except StoreError:
+        raise
+    except DBAPIError as exc:
+        raise _translate(url, exc) from exc
+    except SQLAlchemyError as exc:
+        raise StoreError(f"registry store {url}: {exc}") from exc
+
+
+def _translate(url: str, exc: DBAPIError) -> StoreError:
+    message = str(exc.orig) if exc.orig is not None else str(exc)
+    lowered = message.lower()
+    if "file is not a database" in lowered or "malformed" in lowered:
+        return StoreCorruptError(_safe(url), message)
+    if isinstance(exc, OperationalError) and not exc.connection_invalidated and (
+        "unable to open" in lowered or "connection" in lowered or "could not" in lowered
+        or "readonly" in lowered or "read-only" in lowered or "disk i/o" in lowered
+    ):
+        return StoreUnavailableError(_safe(url), message)
+    if isinstance(exc, OperationalError):
+        return StoreUnavailableError(_safe(url), message)
+    return StoreError(f"registry store {_safe(url)}: {message}")
+
+
+def _safe(url: str) -> str:
+    """The URL without its password, for messages."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return url
+
+
+def _sqlite_engine(database: str, readonly: bool) -> Engine:
+    if database != ":memory:":
+        path = Path(database)
+        if readonly:
+            if not path.exists():
+                raise StoreUnavailableError(database, "the file does not exist")
+            target = f"sqlite:///file:{path}?mode=ro&uri=true"
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            target = f"sqlite:///{path}"
+    else:
+        raise StoreError("an in-memory SQLite store cannot be shared by the run's writer "
+                         "thread; use a file (sqlite:///path/registry.db)")
+    engine = create_engine(
+        target, connect_args={"timeout": BUSY_TIMEOUT_S, "check_same_thread": False}
+    )
+    event.listen(engine, "connect", _sqlite_connect(readonly))
+    event.listen(engine, "begin", _sqlite_begin)
+    return engine
+
+
+def _sqlite_connect(readonly: bool):
+    def on_connect(dbapi_connection, _record) -> None:
+        # Let SQLAlchemy's "begin" event below issue BEGIN itself.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        try:
+            if not readonly:
+                cursor.execute("PRAGMA journal_mode=WAL")
+                # NORMAL is durable against process crashes in WAL mode (not power loss).
+                cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_S * 1000}")
+            cursor.execute("PRAGMA foreign_keys=ON")
+        finally:
+            cursor.close()
+
+    return on_connect
+
+
+def _sqlite_begin(conn: Connection) -> None:
+    if conn.get_execution_options().get(_READ):
+        conn.exec_driver_sql("BEGIN")
+    else:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def _pg_readonly(dbapi_connection, _record) -> None:
+    dbapi_connection.read_only = True
+
+
+def sqlite_path(url: str) -> str | None:
+    """The file behind a SQLite URL, or None for other stores and in-memory databases."""
+    parsed = make_url(normalise_url(url))
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    return os.path.abspath(parsed.database)

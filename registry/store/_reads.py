@@ -1,0 +1,169 @@
+"""Read operations: rows in, plain records out."""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Connection, Select, select
+
+from registry._params import ParamValue
+from registry.entities import (
+    ArtifactRecord,
+    DatasetUse,
+    MetricPoint,
+    MetricSummary,
+    RunRecord,
+    decode_value,
+)
+from registry.errors import AmbiguousRunError, RunNotFoundError
+from registry.store.schema import (
+    artifact,
+    dataset,
+    metric,
+    metric_summary,
+    param,
+    project,
+    run,
+    run_dataset,
+    tag,
+)
+
+__all__ = ["get_runs", "list_run_pks", "metric_history", "resolve_run"]
+
+_HEX = re.compile(r"[0-9a-f]{1,32}")
+
+
+def resolve_run(conn: Connection, ref: str) -> int:
+    """Find a run by full id, unique id prefix (at least 4 characters) or unique name."""
+    ref = ref.strip()
+    if _HEX.fullmatch(ref):
+        pks = _match(conn, run.c.id == ref) or (
+            _match(conn, run.c.id.startswith(ref, autoescape=True)) if len(ref) >= 4 else []
+        )
+        if pks:
+            return _one(ref, pks)
+    return _one(ref, _match(conn, run.c.name == ref))
+
+
+def _match(conn: Connection, condition) -> list[tuple[int, str]]:
+    return list(conn.execute(select(run.c.pk, run.c.id).where(condition).limit(20)).all())
+
+
+def _one(ref: str, rows: list[tuple[int, str]]) -> int:
+    if not rows:
+        raise RunNotFoundError(ref)
+    if len(rows) > 1:
+        raise AmbiguousRunError(ref, [r[1] for r in rows])
+    return rows[0][0]
+
+
+def list_run_pks(conn: Connection, *, project_name: str | None = None, owner: str | None = None,
+                 status: str | None = None, limit: int = 50, offset: int = 0,
+                 since: float | None = None) -> list[int]:
+    """Run keys, newest first, filtered by the common facets."""
+    query: Select = select(run.c.pk).order_by(run.c.start_time.desc(), run.c.pk.desc())
+    if project_name is not None:
+        query = query.join(project, project.c.id == run.c.project_id).where(
+            project.c.name == project_name)
+    if owner is not None:
+        query = query.where(run.c.owner == owner)
+    if status is not None:
+        query = query.where(run.c.status == status)
+    if since is not None:
+        query = query.where(run.c.start_time >= since)
+    return list(conn.execute(query.limit(limit).offset(offset)).scalars())
+
+
+def get_runs(conn: Connection, pks: Sequence[int], *, details: bool = True) -> list[RunRecord]:
+    """Full records for the given run keys, in the given order."""
+    if not pks:
+        return []
+    rows = conn.execute(
+        select(run, project.c.name.label("project_name"))
+        .join(project, project.c.id == run.c.project_id).where(run.c.pk.in_(pks))
+    ).mappings().all()
+    records = {row["pk"]: _record(row) for row in rows}
+    _attach_summaries(conn, records)
+    if details:
+        _attach_params(conn, records)
+        _attach_tags(conn, records)
+        _attach_datasets(conn, records)
+        _attach_artifacts(conn, records)
+    return [records[pk] for pk in pks if pk in records]
+
+
+def metric_history(conn: Connection, run_pk: int,
+                   keys: Sequence[str] | None = None) -> dict[str, list[MetricPoint]]:
+    """Every logged point of a run's metrics, in step order (ties in logging order)."""
+    query = select(metric.c.key, metric.c.step, metric.c.value, metric.c.nonfinite,
+                   metric.c.time).where(metric.c.run_pk == run_pk)
+    if keys is not None:
+        query = query.where(metric.c.key.in_(list(keys)))
+    history: dict[str, list[MetricPoint]] = defaultdict(list)
+    for key, step, value, nonfinite, t in conn.execute(
+            query.order_by(metric.c.key, metric.c.step, metric.c.id)):
+        history[key].append(MetricPoint(step, decode_value(value, nonfinite), t))
+    return dict(history)
+
+
+def _record(row: Any) -> RunRecord:
+    code = dict(row["code"] or {})
+    code.update({
+        "state": row["code_state"], "commit": row["git_commit"], "branch": row["git_branch"],
+        "remote": row["git_remote"], "dirty": row["git_dirty"],
+        "diff_sha256": row["git_diff_sha256"],
+    })
+    return RunRecord(
+        id=row["id"], project=row["project_name"], name=row["name"], owner=row["owner"],
+        stored_status=row["status"], start_time=row["start_time"], end_time=row["end_time"],
+        heartbeat_time=row["heartbeat_time"], heartbeat_interval=row["heartbeat_interval"],
+        question=row["question"], notes=row["notes"], conclusion=row["conclusion"],
+        failure=row["failure"], fingerprint=row["fingerprint"], code=code,
+        command=row["command"], entry_point=row["entry_point"], cwd=row["cwd"],
+        hostname=row["hostname"], hardware=row["hardware"] or {},
+        environment=row["environment"] or {}, warnings=list(row["warnings"] or []),
+        mlflow_run_id=row["mlflow_run_id"],
+    )
+
+
+def _by_run(conn: Connection, query: Select, records: dict[int, RunRecord]):
+    yield from conn.execute(query.where(query.selected_columns.run_pk.in_(list(records))))
+
+
+def _attach_summaries(conn: Connection, records: dict[int, RunRecord]) -> None:
+    for r in _by_run(conn, select(metric_summary), records):
+        records[r.run_pk].metrics[r.key] = MetricSummary(
+            key=r.key, last=decode_value(r.last, r.last_nonfinite), last_step=r.last_step,
+            last_time=r.last_time, min=r.min, max=r.max, count=r.count,
+            nonfinite_count=r.nonfinite_count,
+        )
+
+
+def _attach_params(conn: Connection, records: dict[int, RunRecord]) -> None:
+    for r in _by_run(conn, select(param).order_by(param.c.key), records):
+        records[r.run_pk].params[r.key] = ParamValue(r.vtype, r.value_text, r.value_num).value()
+
+
+def _attach_tags(conn: Connection, records: dict[int, RunRecord]) -> None:
+    for r in _by_run(conn, select(tag).order_by(tag.c.key), records):
+        records[r.run_pk].tags[r.key] = r.value
+
+
+def _attach_datasets(conn: Connection, records: dict[int, RunRecord]) -> None:
+    query = (select(run_dataset, dataset).join(dataset, dataset.c.id == run_dataset.c.dataset_id)
+             .order_by(run_dataset.c.role, dataset.c.path))
+    for r in _by_run(conn, query, records):
+        records[r.run_pk].datasets.append(DatasetUse(
+            path=r.path, role=r.role, tracked=r.tracked, hash=r.hash, hash_kind=r.hash_kind,
+            size=r.size, nfiles=r.nfiles, remote=r.remote, source=r.source, dirty=r.dirty,
+            dirty_check=r.dirty_check,
+        ))
+
+
+def _attach_artifacts(conn: Connection, records: dict[int, RunRecord]) -> None:
+    for r in _by_run(conn, select(artifact).order_by(artifact.c.name), records):
+        records[r.run_pk].artifacts.append(
+            ArtifactRecord(r.name, r.sha256, r.size, r.uri, r.created_time))

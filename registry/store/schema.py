@@ -1,0 +1,226 @@
+"""The registry's tables (SQLAlchemy Core). Alembic migrations create and evolve them.
+
+Child tables reference ``run.pk`` (an integer) rather than the public 32-character run id,
+which keeps the metric history and its index small (compare mlflow#12813).
+Every constraint is named; every foreign key is indexed; each index says what it serves.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Column,
+    Double,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+__all__ = [
+    "RUN_STATUSES",
+    "SCHEMA_REVISION",
+    "artifact",
+    "dataset",
+    "metadata",
+    "metric",
+    "metric_summary",
+    "param",
+    "project",
+    "run",
+    "run_dataset",
+    "tag",
+]
+
+# The Alembic revision this code writes; tests check it is the migrations' head.
+SCHEMA_REVISION = "0001"
+
+RUN_STATUSES = ("RUNNING", "FINISHED", "FAILED", "KILLED")
+PARAM_TYPES = ("int", "float", "bool", "str", "null", "json")
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+# Integer primary keys: BIGINT on PostgreSQL, the rowid alias on SQLite.
+BigId = BigInteger().with_variant(Integer, "sqlite")
+
+
+def _enum_check(column: str, values: tuple[str, ...], name: str) -> CheckConstraint:
+    allowed = ", ".join(f"'{v}'" for v in values)
+    return CheckConstraint(f"{column} IN ({allowed})", name=name)
+
+
+project = Table(
+    "project",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("description", Text),
+    Column("created_time", Double, nullable=False),
+    UniqueConstraint("name"),
+)
+
+run = Table(
+    "run",
+    metadata,
+    Column("pk", BigId, primary_key=True),
+    Column("id", String(32), nullable=False),
+    Column("project_id", Integer, ForeignKey("project.id", ondelete="RESTRICT"), nullable=False),
+    Column("name", String(500)),
+    Column("owner", String(200), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("start_time", Double, nullable=False),
+    Column("end_time", Double),
+    Column("heartbeat_time", Double),
+    Column("heartbeat_interval", Double),
+    Column("question", Text),
+    Column("notes", Text),
+    Column("conclusion", Text),
+    Column("failure", Text),
+    Column("fingerprint", String(64)),
+    Column("code_state", String(16)),
+    Column("git_commit", String(64)),
+    Column("git_branch", String(500)),
+    Column("git_remote", Text),
+    Column("git_dirty", Boolean),
+    Column("git_diff_sha256", String(64)),
+    Column("command", Text),
+    Column("entry_point", Text),
+    Column("cwd", Text),
+    Column("hostname", String(255)),
+    Column("hardware", JSON),
+    Column("environment", JSON),
+    Column("code", JSON),
+    Column("warnings", JSON),
+    Column("mlflow_run_id", String(64)),
+    UniqueConstraint("id"),
+    _enum_check("status", RUN_STATUSES, "status"),
+)
+# "runs of a project, newest first": the default listing and the dashboard's project views.
+Index(None, run.c.project_id, run.c.start_time)
+# "runs by someone" and the owner facet.
+Index(None, run.c.owner, run.c.start_time)
+# "running runs" (heartbeat sweeps) and the status facet.
+Index(None, run.c.status)
+# "has this exact experiment been run?" lookups.
+Index(None, run.c.fingerprint)
+# "runs at this commit".
+Index(None, run.c.git_commit)
+
+param = Table(
+    "param",
+    metadata,
+    Column("run_pk", BigId, ForeignKey("run.pk", ondelete="CASCADE"), nullable=False),
+    Column("key", String(250), nullable=False),
+    Column("vtype", String(8), nullable=False),
+    Column("value_text", Text),
+    Column("value_num", Double),
+    PrimaryKeyConstraint("run_pk", "key"),
+    _enum_check("vtype", PARAM_TYPES, "vtype"),
+)
+# Range and equality filters on numeric params: "params.lr < 1e-3".
+Index(None, param.c.key, param.c.value_num)
+
+tag = Table(
+    "tag",
+    metadata,
+    Column("run_pk", BigId, ForeignKey("run.pk", ondelete="CASCADE"), nullable=False),
+    Column("key", String(250), nullable=False),
+    Column("value", Text, nullable=False),
+    PrimaryKeyConstraint("run_pk", "key"),
+)
+# "runs tagged key=value" filters.
+Index(None, tag.c.key, tag.c.value)
+
+metric = Table(
+    "metric",
+    metadata,
+    Column("id", BigId, primary_key=True),
+    Column("run_pk", BigId, ForeignKey("run.pk", ondelete="CASCADE"), nullable=False),
+    Column("key", String(250), nullable=False),
+    Column("step", BigInteger, nullable=False),
+    # NULL when the value was not finite; ``nonfinite`` says which ('nan', 'inf', '-inf').
+    Column("value", Double),
+    Column("nonfinite", String(4)),
+    Column("time", Double, nullable=False),
+    _enum_check("nonfinite", ("nan", "inf", "-inf"), "nonfinite"),
+)
+# A metric's history in step order: curves, compare, export. Also covers the run_pk FK.
+Index(None, metric.c.run_pk, metric.c.key, metric.c.step)
+
+metric_summary = Table(
+    "metric_summary",
+    metadata,
+    Column("run_pk", BigId, ForeignKey("run.pk", ondelete="CASCADE"), nullable=False),
+    Column("key", String(250), nullable=False),
+    Column("last", Double),
+    Column("last_nonfinite", String(4)),
+    Column("last_step", BigInteger, nullable=False),
+    Column("last_time", Double, nullable=False),
+    Column("min", Double),
+    Column("max", Double),
+    Column("count", BigInteger, nullable=False),
+    Column("nonfinite_count", BigInteger, nullable=False),
+    PrimaryKeyConstraint("run_pk", "key"),
+)
+# Filter and sort runs by a metric: "val_acc >= 0.9 order by val_acc".
+Index(None, metric_summary.c.key, metric_summary.c.last)
+
+dataset = Table(
+    "dataset",
+    metadata,
+    Column("id", BigId, primary_key=True),
+    Column("path", Text, nullable=False),
+    Column("hash", String(80)),
+    Column("hash_kind", String(16)),
+    Column("size", BigInteger),
+    Column("nfiles", BigInteger),
+    Column("remote", Text),
+    Column("source", Text),
+)
+# One row per (path, version), the get-or-create target; "which runs used this exact data?"
+# starts here. Untracked data has no hash: NULLs never conflict, so each use gets its own row.
+Index(None, dataset.c.hash, dataset.c.path, unique=True)
+
+run_dataset = Table(
+    "run_dataset",
+    metadata,
+    Column("run_pk", BigId, ForeignKey("run.pk", ondelete="CASCADE"), nullable=False),
+    Column("dataset_id", BigId, ForeignKey("dataset.id", ondelete="RESTRICT"), nullable=False),
+    Column("role", String(32), nullable=False),
+    Column("tracked", Boolean, nullable=False),
+    Column("dirty", Boolean),
+    Column("dirty_check", String(16)),
+    PrimaryKeyConstraint("run_pk", "dataset_id", "role"),
+)
+# "runs that used this dataset" (data.train = <hash>), and the dataset_id FK.
+Index(None, run_dataset.c.dataset_id)
+
+artifact = Table(
+    "artifact",
+    metadata,
+    Column("run_pk", BigId, ForeignKey("run.pk", ondelete="CASCADE"), nullable=False),
+    Column("name", String(1000), nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("uri", Text, nullable=False),
+    Column("created_time", Double, nullable=False),
+    PrimaryKeyConstraint("run_pk", "name"),
+)
+# "which runs produced this file?" and garbage collection of unreferenced blobs.
+Index(None, artifact.c.sha256)

@@ -1,0 +1,152 @@
+"""``start_run``: capture everything about the run's context, record it, hand back a Run."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shlex
+import socket
+import sys
+import time
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+from registry._params import ParamValue, flatten_params, typed_value
+from registry._text import to_utf8
+from registry.config import Workspace, load_workspace
+from registry.entities import RunStatus
+from registry.errors import ConfigError
+from registry.run import Run
+
+__all__ = ["active_run", "start_run"]
+
+log = logging.getLogger("registry")
+DEFAULT_PROJECT = "default"
+_runs: list[Run] = []
+
+
+def start_run(project: str | None = None, name: str | None = None, *,
+              params: Mapping[str, Any] | Any = None, tags: Mapping[str, Any] | list | None = None,
+              question: str | None = None, notes: str | None = None, owner: str | None = None,
+              workspace: Workspace | None = None) -> Run:
+    """Start recording a run: code version, hardware, environment, params and tags now;
+    metrics, data and artifacts as the script logs them. Use it as a context manager."""
+    ws = workspace or load_workspace()
+    warnings: list[str] = []
+    typed = _typed_params(params, warnings)
+    tag_map = _tag_map(tags)
+    _check_required_tags(ws, tag_map)
+
+    from registry.artifacts import ArtifactStore
+    from registry.store import open_store
+
+    store, artifacts = open_store(ws.store_url), ArtifactStore(ws.artifact_root)
+    run_id = uuid.uuid4().hex
+    values = {
+        "id": run_id, "name": _clean(name, warnings), "owner": owner or ws.owner,
+        "status": RunStatus.RUNNING, "start_time": time.time(), "heartbeat_time": time.time(),
+        "heartbeat_interval": ws.heartbeat_interval, "question": _clean(question, warnings),
+        "notes": _clean(notes, warnings), **_context(artifacts, warnings),
+    }
+    values["warnings"] = warnings
+    pk = store.create_run(project or DEFAULT_PROJECT, values, typed, tag_map)
+    run = Run(run_id=run_id, run_pk=pk, project=project or DEFAULT_PROJECT, name=values["name"],
+              store=store, artifacts=artifacts, workspace=ws, params=typed, warnings=warnings)
+    for w in warnings:
+        log.warning("cairn: %s", w)
+    _use_stage_deps(run, ws)
+    _runs.append(run)
+    return run
+
+
+def active_run() -> Run | None:
+    """The most recently started run that has not ended, if any."""
+    while _runs and _runs[-1].status != RunStatus.RUNNING:
+        _runs.pop()
+    return _runs[-1] if _runs else None
+
+
+def _typed_params(params: Any, warnings: list[str]) -> dict[str, ParamValue]:
+    typed: dict[str, ParamValue] = {}
+    for key, value in flatten_params(params or {}).items():
+        typed[key], warns = typed_value(key, value)
+        warnings.extend(warns)
+    return typed
+
+
+def _tag_map(tags: Mapping[str, Any] | list | None) -> dict[str, str]:
+    if not tags:
+        return {}
+    items = {t: "" for t in tags} if isinstance(tags, (list, tuple, set)) else dict(tags)
+    return {to_utf8(str(k))[0]: to_utf8(str(v))[0] for k, v in items.items()}
+
+
+def _check_required_tags(ws: Workspace, tags: Mapping[str, str]) -> None:
+    missing = [t for t in ws.required_tags if t not in tags]
+    if missing:
+        where = str(ws.config_file) if ws.config_file else None
+        raise ConfigError(f"the workspace requires every run to carry the tags "
+                          f"{', '.join(ws.required_tags)}; missing: {', '.join(missing)}", where)
+
+
+def _clean(text: str | None, warnings: list[str]) -> str | None:
+    if text is None:
+        return None
+    text, replaced = to_utf8(str(text))
+    if replaced:
+        warnings.append("text that is not valid UTF-8 was replaced by U+FFFD")
+    return text
+
+
+def _context(artifacts, warnings: list[str]) -> dict[str, Any]:
+    """Code version, command, hardware and environment; capture problems become warnings."""
+    from registry.capture.environment import capture_environment
+    from registry.capture.git import capture_code
+    from registry.capture.hardware import capture_hardware
+
+    code, code_warns = capture_code()
+    hardware, hw_warns = capture_hardware()
+    environment, env_warns = capture_environment()
+    warnings.extend(code_warns + hw_warns + env_warns)
+    diff_sha = None
+    if code.diff:
+        try:
+            diff_sha = artifacts.put_bytes(code.diff)[0]
+        except Exception as exc:  # never crash the run because capture failed
+            warnings.append(f"could not save the uncommitted diff: {exc}")
+    return {
+        "code_state": code.state, "git_commit": code.commit, "git_branch": code.branch,
+        "git_remote": code.remote, "git_dirty": code.dirty, "git_diff_sha256": diff_sha,
+        "code": code.to_dict(), "command": _command(), "entry_point": _entry_point(),
+        "cwd": os.getcwd(), "hostname": socket.gethostname(), "hardware": hardware,
+        "environment": environment,
+    }
+
+
+def _command() -> str:
+    argv = [sys.executable.rsplit("/", 1)[-1], *sys.argv] if sys.argv and sys.argv[0] else []
+    return to_utf8(shlex.join(argv))[0] if argv else ""
+
+
+def _entry_point() -> str | None:
+    main = sys.modules.get("__main__")
+    path = getattr(main, "__file__", None)
+    if path:
+        return to_utf8(os.path.abspath(path))[0]
+    return "notebook" if "ipykernel" in sys.modules else "interactive"
+
+
+def _use_stage_deps(run: Run, ws: Workspace) -> None:
+    """Inside ``dvc repro``, record the stage's dependencies without being asked."""
+    from registry.capture.dvc import stage_deps
+
+    try:
+        versions, warns = stage_deps(state_dir=ws.state_dir)
+    except Exception as exc:
+        run._warn(f"could not read the DVC stage's dependencies: {exc}")
+        return
+    for version in versions:
+        run._add_data(version, "dep", [])
+    for w in warns:
+        run._warn(w)

@@ -1,0 +1,156 @@
+"""Runs to and from JSON lines: one run per line with everything recorded; lossless.
+
+Non-finite metric values are written as the strings ``"NaN"``, ``"Infinity"`` and
+``"-Infinity"`` (plain JSON has no such numbers). Params keep their type. Artifacts are
+exported as references (name, sha256, size, uri); the blobs stay in the artifact store.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from sqlalchemy import select
+
+from registry._params import ParamValue
+from registry.entities import DatasetUse, MetricSummary
+from registry.errors import CairnError, ImportFormatError, StoreError
+from registry.store import SqlStore, _reads, _writes
+from registry.store.schema import param
+
+__all__ = ["FORMAT", "ImportResult", "export_runs", "import_runs"]
+
+FORMAT = "cairn.run/1"
+_RUN_FIELDS = ("id", "name", "owner", "start_time", "end_time", "heartbeat_time",
+               "heartbeat_interval", "question", "notes", "conclusion", "failure", "fingerprint",
+               "command", "entry_point", "cwd", "hostname", "hardware", "environment",
+               "warnings", "mlflow_run_id")
+_NONFINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
+
+
+@dataclass
+class ImportResult:
+    imported: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    errors: list[ImportFormatError] = field(default_factory=list)
+
+
+def export_runs(store: SqlStore, pks: Iterable[int]) -> Iterator[dict[str, Any]]:
+    """One JSON-ready dict per run."""
+    for pk in pks:
+        with store.reading() as conn:
+            record = _reads.get_runs(conn, [pk])[0]
+            history = _reads.metric_history(conn, pk)
+            params = conn.execute(select(param.c.key, param.c.vtype, param.c.value_text)
+                                  .where(param.c.run_pk == pk).order_by(param.c.key)).all()
+        data = {"format": FORMAT, "project": record.project, "status": record.stored_status,
+                **{f: getattr(record, f) for f in _RUN_FIELDS}, "code": record.code}
+        data["params"] = {k: {"type": t, "text": text} for k, t, text in params}
+        data["tags"] = record.tags
+        data["metrics"] = {k: {"step": [p.step for p in pts], "value": [_num(p.value) for p in pts],
+                               "time": [p.time for p in pts]} for k, pts in history.items()}
+        data["datasets"] = [asdict(d) for d in record.datasets]
+        data["artifacts"] = [asdict(a) for a in record.artifacts]
+        yield data
+
+
+def import_runs(store: SqlStore, lines: Iterable[str], *, replace: bool = False) -> ImportResult:
+    """Import JSON lines; each run lands whole or not at all. Existing ids are skipped
+    (or replaced). Bad lines are reported with their number and do not stop the rest."""
+    result = ImportResult()
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            data = _parse(number, line)
+            if store.run_exists(data["id"]):
+                if not replace:
+                    result.skipped.append(data["id"])
+                    continue
+                store.delete_run(store.resolve(data["id"]))
+            _insert(store, data, number)
+            result.imported.append(data["id"])
+        except ImportFormatError as exc:
+            result.errors.append(exc)
+    return result
+
+
+def _num(value: float) -> float | str:
+    if math.isfinite(value):
+        return value
+    return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+
+
+def _parse(number: int, line: str) -> dict[str, Any]:
+    try:
+        data = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise ImportFormatError(number, f"not JSON: {exc}") from None
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise ImportFormatError(number, f"not a {FORMAT} record")
+    for key in ("id", "project", "owner", "status", "start_time"):
+        if data.get(key) is None:
+            raise ImportFormatError(number, f"missing {key!r}")
+    return data
+
+
+def _insert(store: SqlStore, data: dict[str, Any], number: int) -> None:
+    try:
+        params = {k: ParamValue(v["type"], v["text"],
+                                _number(v)) for k, v in data.get("params", {}).items()}
+        history = {k: list(zip(m["step"], [_value(v) for v in m["value"]], m["time"], strict=True))
+                   for k, m in data.get("metrics", {}).items()}
+        datasets = [DatasetUse(**d) for d in data.get("datasets", [])]
+        values = {f: data.get(f) for f in _RUN_FIELDS}
+        code = data.get("code") or {}
+        values.update(status=data["status"], code=code, code_state=code.get("state"),
+                      git_commit=code.get("commit"), git_branch=code.get("branch"),
+                      git_remote=code.get("remote"), git_dirty=code.get("dirty"),
+                      git_diff_sha256=code.get("diff_sha256"))
+        with store.writing() as conn:
+            project_id = _writes.ensure_project(conn, data["project"])
+            pk = _writes.insert_run(conn, {**values, "project_id": project_id})
+            _writes.insert_params(conn, pk, params)
+            _writes.set_tags(conn, pk, data.get("tags", {}))
+            for key, points in history.items():
+                _writes.insert_metrics(conn, pk, [(key, s, v, t) for s, v, t in points])
+            _writes.upsert_summaries(conn, pk, [_summary(k, p) for k, p in history.items() if p])
+            for use in datasets:
+                _writes.add_dataset_use(conn, pk, use)
+            for a in data.get("artifacts", []):
+                _writes.add_artifact(conn, pk, a["name"], a["sha256"], a["size"], a["uri"],
+                                     a["created_time"])
+    except StoreError:
+        raise
+    except CairnError as exc:
+        raise ImportFormatError(number, str(exc)) from exc
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ImportFormatError(number, f"malformed record: {exc!r}") from None
+
+
+def _number(p: dict[str, Any]) -> float | None:
+    value = ParamValue(p["type"], p["text"], None)
+    if p["type"] in ("int", "float", "bool"):
+        try:
+            number = float(value.value())
+        except OverflowError:
+            return None
+        return number if math.isfinite(number) else None
+    return None
+
+
+def _value(v: float | str) -> float:
+    return _NONFINITE[v] if isinstance(v, str) else float(v)
+
+
+def _summary(key: str, points: list[tuple[int, float, float]]) -> MetricSummary:
+    from registry._writer import _Summary
+
+    summary = _Summary()
+    for step, value, t in points:
+        summary.add(step, value, t)
+    return summary.freeze(key)
+

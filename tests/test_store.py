@@ -1,0 +1,90 @@
+"""The store: migrations, schema, and what happens with a missing, corrupt or newer store."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import inspect, text
+
+from registry.errors import SchemaVersionError, StoreCorruptError, StoreError
+from registry.store import SqlStore
+from registry.store._migrate import _config
+from registry.store.schema import SCHEMA_REVISION, metadata
+
+
+def test_code_writes_the_migrations_head():
+    heads = ScriptDirectory.from_config(_config()).get_heads()
+    assert heads == [SCHEMA_REVISION]
+
+
+def test_migrated_schema_matches_the_tables_in_code(store_url):
+    store = SqlStore(store_url)
+    with store.engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), metadata)
+    assert diff == []
+
+
+def test_every_foreign_key_is_indexed(store_url):
+    store = SqlStore(store_url)
+    insp = inspect(store.engine)
+    for table in metadata.sorted_tables:
+        indexed = [tuple(ix["column_names"]) for ix in insp.get_indexes(table.name)]
+        indexed.append(tuple(insp.get_pk_constraint(table.name)["constrained_columns"]))
+        for fk in insp.get_foreign_keys(table.name):
+            cols = tuple(fk["constrained_columns"])
+            assert any(ix[: len(cols)] == cols for ix in indexed), (table.name, cols)
+
+
+def test_opening_twice_migrates_once(store_url):
+    SqlStore(store_url)
+    store = SqlStore(store_url)
+    with store.engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM alembic_version")).scalar() == 1
+
+
+def test_sqlite_store_uses_wal_and_foreign_keys(tmp_path):
+    store = SqlStore(f"sqlite:///{tmp_path / 'r.db'}")
+    with store.engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+
+
+def test_a_missing_sqlite_store_is_created(tmp_path):
+    path = tmp_path / "deep" / "folder" / "registry.db"
+    SqlStore(f"sqlite:///{path}")
+    assert path.exists()
+
+
+def test_a_corrupt_store_is_a_typed_error_and_left_alone(tmp_path):
+    path = tmp_path / "registry.db"
+    garbage = b"this is not a database" * 100
+    path.write_bytes(garbage)
+    with pytest.raises(StoreCorruptError, match="not a readable Cairn database"):
+        SqlStore(f"sqlite:///{path}")
+    assert path.read_bytes() == garbage
+
+
+def test_a_store_from_a_newer_cairn_is_refused(tmp_path):
+    path = tmp_path / "registry.db"
+    SqlStore(f"sqlite:///{path}")
+    with sqlite3.connect(path) as conn:
+        conn.execute("UPDATE alembic_version SET version_num = '9999'")
+    with pytest.raises(SchemaVersionError) as info:
+        SqlStore(f"sqlite:///{path}")
+    assert info.value.found == "9999"
+
+
+def test_in_memory_sqlite_is_refused_with_advice():
+    with pytest.raises(StoreError, match="use a file"):
+        SqlStore("sqlite:///:memory:")
+
+
+def test_unreachable_postgres_is_a_typed_error():
+    from registry.errors import StoreUnavailableError
+
+    with pytest.raises(StoreUnavailableError, match="unavailable"):
+        SqlStore("postgresql://nobody@127.0.0.1:1/none?connect_timeout=2")

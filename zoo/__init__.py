@@ -1,0 +1,1 @@
+"""Cairn's zoo package (placeholder until its issue lands)."""
