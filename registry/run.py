@@ -18,7 +18,13 @@ from registry._text import is_utf8, to_utf8
 from registry._writer import WAKE_AT, MetricWriter
 from registry.artifacts import ArtifactStore, clean_name
 from registry.entities import ArtifactRecord, DatasetUse, RunRecord, RunStatus
-from registry.errors import DataNotTrackedError, MetricError, ParamError, RunStateError
+from registry.errors import (
+    DataNotTrackedError,
+    MetricError,
+    ParamError,
+    RunStateError,
+    StoreError,
+)
 
 __all__ = ["Run"]
 
@@ -136,9 +142,7 @@ class Run:
 
     def note(self, text: str) -> None:
         """Append a paragraph to the run's notes."""
-        record_notes = self._store.get_run(self._pk).notes
-        notes = f"{record_notes}\n\n{text}" if record_notes else text
-        self._store.update_run(self._pk, notes=self._text("notes", notes))
+        self._store.append_notes(self._pk, self._text("notes", text))
 
     def set_question(self, text: str) -> None:
         """The question or hypothesis this run tests."""
@@ -208,10 +212,14 @@ class Run:
         if lost:
             self._spool(lost)
         self.status = status
-        self._store.update_run(self._pk, status=status, end_time=time.time(),
-                               heartbeat_time=time.time(), failure=failure,
-                               warnings=self.warnings)
         _lifecycle.unregister(self)
+        try:
+            self._store.update_run(self._pk, status=status, end_time=time.time(),
+                                   heartbeat_time=time.time(), failure=failure,
+                                   warnings=self.warnings)
+        except StoreError as exc:  # ending must not crash the script; the heartbeat tells
+            log.error("cairn: could not record that run %s ended %s (%s); it will show as "
+                      "CRASHED", self.id, status, exc)
 
     def record(self) -> RunRecord:
         """What the store holds for this run now (metrics as of the last flush)."""

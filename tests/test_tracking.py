@@ -171,3 +171,40 @@ def test_import_registry_stays_light():
             " & set(sys.modules); print(sorted(heavy))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_notes_accumulate(workspace):
+    with registry.start_run(notes="first", workspace=workspace) as run:
+        run.note("second")
+        run.note("third")
+    assert registry.get_run(run.id, workspace=workspace).notes == "first\n\nsecond\n\nthird"
+
+
+def test_artifacts_go_to_any_fsspec_root(workspace, tmp_dir):
+    from dataclasses import replace
+
+    ws = replace(workspace, artifact_root="memory://cairn-test/artifacts")
+    (tmp_dir / "model.bin").write_bytes(b"weights" * 1000)
+    (tmp_dir / "plots").mkdir()
+    (tmp_dir / "plots" / "a.txt").write_text("a")
+    (tmp_dir / "plots" / "b.txt").write_text("b")
+    with registry.start_run(workspace=ws) as run:
+        first = run.log_artifact(tmp_dir / "model.bin")
+        again = run.log_artifact(tmp_dir / "model.bin", name="copy/model.bin")
+        run.log_artifact(tmp_dir / "plots")
+    assert first.sha256 == again.sha256 and first.uri.startswith("memory://")
+    store = ArtifactStore(ws.artifact_root)
+    assert store.open(first.sha256).read() == b"weights" * 1000
+    names = [a.name for a in registry.get_run(run.id, workspace=ws).artifacts]
+    assert names == ["copy/model.bin", "model.bin", "plots/a.txt", "plots/b.txt"]
+
+
+@pytest.mark.parametrize("name", ["../escape.txt", "/etc/passwd", "a/../../b", "nul\x00"])
+def test_artifact_names_cannot_escape(workspace, tmp_dir, name):
+    (tmp_dir / "f.txt").write_text("x")
+    with registry.start_run(workspace=workspace) as run:
+        if name in ("/etc/passwd",):
+            assert run.log_artifact(tmp_dir / "f.txt", name=name).name == "etc/passwd"
+        else:
+            with pytest.raises(registry.errors.ArtifactError):
+                run.log_artifact(tmp_dir / "f.txt", name=name)

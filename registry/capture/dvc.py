@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import posixpath
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -408,38 +407,26 @@ def _check(repo: _Repo, out: _Out, state_dir: StrPath | None) -> state.Dirty:
     db = os.path.join(os.fspath(state_dir or os.path.join(repo.root, ".cairn")), "datastate.db")
     with state.StatCache(db) as cache:
         if is_dir:
-            manifest = _read_manifest(_manifest_path(repo, out.md5))
+            manifest = _manifest_path(repo, out.md5)
             verdict = state.check_dir(path, out.md5, expected, manifest, cache, ignore)
         else:
             verdict = state.check_file(path, out.md5, out.size, cache)
     return dataclasses.replace(verdict, warnings=(*verdict.warnings, *cache.warnings))
 
 
-def _read_manifest(path: str) -> dict[str, str] | None:
-    """{relpath: md5} from a cached `.dir` file, or None if absent or unreadable."""
-    import json
-
+def _dvcignore(repo: _Repo, out_path: str) -> state.Ignore | None:
+    """The root `.dvcignore` as a matcher of paths relative to `out_path`; None without rules."""
     try:
-        with open(path, "rb") as fobj:
-            entries = json.load(fobj)
-        return {str(e["relpath"]): str(e["md5"]) for e in entries}
-    except (OSError, ValueError, TypeError, KeyError):
-        return None
-
-
-def _dvcignore(repo: _Repo, out_path: str) -> Callable[[str], bool] | None:
-    """A matcher for the root `.dvcignore` (paths relative to `out_path`), None without rules."""
-    try:
-        lines = Path(repo.root, ".dvcignore").read_text(encoding="utf-8").splitlines()
+        text = Path(repo.root, ".dvcignore").read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError):
         return None
-    rules = [line for line in lines if line.strip() and not line.startswith("#")]
+    rules = [line for line in text.splitlines() if line.strip() and not line.startswith("#")]
     if not rules:
         return None
     import pathspec
 
     spec = pathspec.GitIgnoreSpec.from_lines(rules)
-    return lambda rel: spec.match_file(f"{out_path}/{rel}")
+    return state.Ignore("\n".join(rules), lambda rel: spec.match_file(f"{out_path}/{rel}"))
 
 
 # --- stage deps -------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, delete, select
+from sqlalchemy import Connection, delete, func, select, update
 
 from registry._params import ParamValue
 from registry.entities import DatasetUse, MetricPoint, MetricSummary, RunRecord
@@ -72,6 +72,12 @@ class SqlStore:
     def update_run(self, run_pk: int, **values: Any) -> None:
         with self.writing() as conn:
             _writes.update_run(conn, run_pk, values)
+
+    def append_notes(self, run_pk: int, text: str) -> None:
+        """Add a paragraph to a run's notes (atomically, whoever else is writing)."""
+        with self.writing() as conn:
+            paragraph = func.coalesce(run.c.notes + "\n\n", "") + text
+            conn.execute(update(run).where(run.c.pk == run_pk).values(notes=paragraph))
 
     def log_params(self, run_pk: int, params: Mapping[str, ParamValue]) -> None:
         with self.writing() as conn:
