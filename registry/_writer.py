@@ -1,32 +1,35 @@
 """The background writer: metric points leave the training loop in microseconds.
 
-``log_metric`` appends a tuple to a deque (thread-safe, no lock). A daemon thread wakes every
-flush interval (or sooner when the queue is long), drains it, keeps each metric's running
-summary, and writes points, summaries and the heartbeat in one transaction. A batch the store
-refused stays pending and is retried; nothing is dropped silently.
+``log_metric`` appends ``(step, value, time)`` to its metric's deque (thread-safe, no lock).
+A daemon thread wakes every flush interval (or sooner when a queue is long), drains each
+queue, updates the metric's running summary, packs the points into chunks, and writes
+chunks, summaries and the heartbeat in one transaction. A batch the store refused stays
+pending and is retried; nothing is dropped silently.
 """
 
 from __future__ import annotations
 
 import logging
-import math
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
+from registry._chunks import split
 from registry.entities import MetricSummary
 from registry.errors import StoreError
 
-__all__ = ["MetricWriter"]
+__all__ = ["MetricWriter", "Slot", "Summary"]
 
 log = logging.getLogger("registry")
 
-Point = tuple[str, int, float, float]  # key, step, value, time
-WAKE_AT = 20_000  # queue length that wakes the writer before its interval is up
+WAKE_AT = 50_000  # queue length that wakes the writer before its interval is up
+Chunk = tuple[str, int, Sequence[int], Sequence[float], Sequence[float]]
 
 
-class _Summary:
+class Summary:
+    """Running summary of one metric; min and max ignore non-finite values."""
+
     __slots__ = ("count", "last", "last_step", "last_time", "max", "min", "nonfinite")
 
     def __init__(self) -> None:
@@ -36,37 +39,61 @@ class _Summary:
         self.min: float | None = None
         self.max: float | None = None
 
-    def add(self, step: int, value: float, t: float) -> None:
-        self.count += 1
-        if step >= self.last_step:
-            self.last, self.last_step, self.last_time = value, step, t
-        if value != value or value in (math.inf, -math.inf):
-            self.nonfinite += 1
-        else:
-            self.min = value if self.min is None or value < self.min else self.min
-            self.max = value if self.max is None or value > self.max else self.max
+    def add(self, steps: Sequence[int], values: Sequence[float], times: Sequence[float]) -> int:
+        """Fold in a batch; returns the index of its first non-finite value, or -1."""
+        finite = [v for v in values if v - v == 0.0]  # False for NaN and both infinities
+        self.count += len(values)
+        if len(finite) < len(values):
+            self.nonfinite += len(values) - len(finite)
+        if finite:
+            low, high = min(finite), max(finite)
+            self.min = low if self.min is None or low < self.min else self.min
+            self.max = high if self.max is None or high > self.max else self.max
+        top = max(steps)
+        if top >= self.last_step:
+            i = len(steps) - 1 if steps[-1] == top else _last_index(steps, top)
+            self.last, self.last_step, self.last_time = values[i], top, times[i]
+        if len(finite) == len(values):
+            return -1
+        return next(i for i, v in enumerate(values) if v - v != 0.0)
 
     def freeze(self, key: str) -> MetricSummary:
         return MetricSummary(key, self.last, self.last_step, self.last_time, self.min, self.max,
                              self.count, self.nonfinite)
 
 
+def _last_index(items: Sequence[int], value: int) -> int:
+    return len(items) - 1 - list(reversed(items)).index(value)
+
+
+class Slot:
+    """One metric's queue and bookkeeping, shared by the logging and the writing thread."""
+
+    __slots__ = ("flagged", "key", "next_seq", "next_step", "queue", "summary")
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+        self.queue: deque[tuple[int, float, float]] = deque()
+        self.next_step = 0
+        self.next_seq = 0
+        self.summary = Summary()
+        self.flagged = False
+
+
 class MetricWriter:
-    """Drains one run's metric queue into the store from a daemon thread."""
+    """Drains one run's metric queues into the store from a daemon thread."""
 
     def __init__(self, store, run_pk: int, *, flush_interval: float, heartbeat_interval: float,
                  warn: Callable[[str], None], name: str = "cairn-writer") -> None:
-        self.queue: deque[Point] = deque()
+        self.slots: dict[str, Slot] = {}
         self.written = 0
         self.last_error: Exception | None = None
         self._store, self._run_pk, self._warn = store, run_pk, warn
         self._flush_interval, self._heartbeat_interval = flush_interval, heartbeat_interval
-        self._summaries: dict[str, _Summary] = {}
-        self._pending: list[Point] = []
+        self._pending: list[Chunk] = []
         self._dirty: set[str] = set()
-        self._flagged: set[str] = set()
         self._last_beat = time.time()
-        self._wake = threading.Event()
+        self.wake = threading.Event()
         self._cycle = threading.Condition()
         self._started = self._done = 0
         self._stopping = False
@@ -75,13 +102,18 @@ class MetricWriter:
     def start(self) -> None:
         self._thread.start()
 
+    def slot(self, key: str) -> Slot:
+        """The slot of a metric, created on first use."""
+        slot = self.slots.get(key)
+        if slot is None:
+            slot = self.slots[key] = Slot(key)
+        return slot
+
     @property
     def pending(self) -> int:
         """Points logged but not yet durable."""
-        return len(self.queue) + len(self._pending)
-
-    def summaries(self) -> dict[str, MetricSummary]:
-        return {key: s.freeze(key) for key, s in self._summaries.items()}
+        queued = sum(len(s.queue) for s in list(self.slots.values()))
+        return queued + sum(len(c[2]) for c in self._pending)
 
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until every point logged before this call has been written (or tried)."""
@@ -90,28 +122,28 @@ class MetricWriter:
             return not self._pending
         with self._cycle:
             target = self._started + 1
-            self._wake.set()
+            self.wake.set()
             done = self._cycle.wait_for(lambda: self._done >= target, timeout)
         return done and not self._pending
 
-    def close(self, timeout: float = 30.0) -> list[Point]:
-        """Stop the thread after a last flush; returns points that could not be written."""
+    def close(self, timeout: float = 30.0) -> list[Chunk]:
+        """Stop the thread after a last flush; returns chunks that could not be written."""
         deadline = time.monotonic() + timeout
         self._stopping = True
-        self._wake.set()
+        self.wake.set()
         self._thread.join(max(0.0, deadline - time.monotonic()))
-        if self._thread.is_alive():  # still writing: leave it be rather than race it
-            return self._pending + list(self.queue)
-        while self.pending and time.monotonic() < deadline:
-            self._cycle_once()
-            if self._pending:
-                time.sleep(min(1.0, max(0.0, deadline - time.monotonic())))
-        return self._pending + list(self.queue)
+        if not self._thread.is_alive():
+            while self.pending and time.monotonic() < deadline:
+                self._cycle_once()
+                if self._pending:
+                    time.sleep(min(1.0, max(0.0, deadline - time.monotonic())))
+            self._pending.extend(self._drain())
+        return list(self._pending)
 
     def _loop(self) -> None:
         while True:
-            self._wake.wait(self._flush_interval)
-            self._wake.clear()
+            self.wake.wait(self._flush_interval)
+            self.wake.clear()
             stopping = self._stopping
             self._cycle_once()
             if stopping:
@@ -128,42 +160,40 @@ class MetricWriter:
             self._done += 1
             self._cycle.notify_all()
 
-    def _drain(self) -> list[Point]:
-        queue, batch = self.queue, []
-        for _ in range(len(queue)):
-            point = queue.popleft()
-            batch.append(point)
-            key, step, value, t = point
-            summary = self._summaries.get(key)
-            if summary is None:
-                summary = self._summaries[key] = _Summary()
-            summary.add(step, value, t)
-            if value != value or value in (math.inf, -math.inf):
-                self._flag(key, step, value)
-        self._dirty.update(key for key, *_ in batch)
-        return batch
+    def _drain(self) -> list[Chunk]:
+        chunks: list[Chunk] = []
+        for key, slot in list(self.slots.items()):
+            queue = slot.queue
+            n = len(queue)
+            if not n:
+                continue
+            steps, values, times = zip(*[queue.popleft() for _ in range(n)], strict=True)
+            bad = slot.summary.add(steps, values, times)
+            if bad >= 0 and not slot.flagged:
+                slot.flagged = True
+                self._warn(f"metric {key!r} got a non-finite value ({values[bad]}) at step "
+                           f"{steps[bad]}; recorded and counted in the metric's summary")
+            for part in split(steps, values, times):
+                chunks.append((key, slot.next_seq, *part))
+                slot.next_seq += 1
+            self._dirty.add(key)
+        return chunks
 
-    def _flag(self, key: str, step: int, value: float) -> None:
-        if key not in self._flagged:
-            self._flagged.add(key)
-            self._warn(f"metric {key!r} got a non-finite value ({value}) at step {step}; "
-                       "recorded and counted in the metric's summary")
-
-    def _write(self, batch: list[Point]) -> None:
+    def _write(self, chunks: list[Chunk]) -> None:
         now = time.time()
         beat = now - self._last_beat >= self._heartbeat_interval
-        points = self._pending + batch
-        if not points and not beat:
+        chunks = self._pending + chunks
+        if not chunks and not beat:
             return
         extra = {"heartbeat_time": now} if beat else {}
-        summaries = [self._summaries[k].freeze(k) for k in self._dirty]
+        summaries = [self.slots[k].summary.freeze(k) for k in self._dirty]
         try:
-            self.written += self._store.log_metrics(self._run_pk, points, summaries, **extra)
+            self.written += self._store.log_metrics(self._run_pk, chunks, summaries, **extra)
         except StoreError as exc:
-            self._pending = points
+            self._pending = chunks
             if self.last_error is None:
                 log.warning("cairn: cannot write metrics yet (%s); keeping %d points and retrying",
-                            exc, len(points))
+                            exc, sum(len(c[2]) for c in chunks))
             self.last_error = exc
             return
         self._pending, self.last_error = [], None

@@ -67,10 +67,23 @@ class Workspace:
     projects: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     config_file: Path | None = None
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "root", Path(self.root))
+        object.__setattr__(self, "catalog_dir", Path(self.catalog_dir))
+
     @property
     def state_dir(self) -> Path:
         """Folder for local state (the default store, artifact root and caches)."""
         return self.root / STATE_DIR
+
+    def ensure_state_dir(self) -> Path:
+        """Create the state folder with a ``.gitignore`` of ``*``, so git never lists it
+        as untracked (which would make every run's code look changed)."""
+        marker = self.state_dir / ".gitignore"
+        if not marker.exists():
+            self.state_dir.mkdir(parents=True, exist_ok=True)
+            marker.write_text("# Cairn's local state: never committed.\n*\n")
+        return self.state_dir
 
 
 def find_config(start: str | os.PathLike | None = None) -> Path | None:

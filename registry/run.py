@@ -15,7 +15,7 @@ from typing import Any
 from registry import _lifecycle
 from registry._params import ParamValue, flatten_params, typed_value
 from registry._text import is_utf8, to_utf8
-from registry._writer import WAKE_AT, MetricWriter
+from registry._writer import WAKE_AT, MetricWriter, Slot
 from registry.artifacts import ArtifactStore, clean_name
 from registry.entities import ArtifactRecord, DatasetUse, RunRecord, RunStatus
 from registry.errors import (
@@ -46,15 +46,13 @@ class Run:
         self._pk, self._store, self._artifacts = run_pk, store, artifacts
         self._workspace = workspace
         self._params = dict(params)
-        self._keys: set[str] = set()
-        self._next_step: dict[str, int] = {}
         self._closed = False
         self._killed_by: int | None = None
         self._lock = threading.Lock()
         self._writer = MetricWriter(store, run_pk, flush_interval=workspace.flush_interval,
                                     heartbeat_interval=workspace.heartbeat_interval,
                                     warn=self._warn, name=f"cairn-writer-{run_id[:8]}")
-        self._queue = self._writer.queue
+        self._slots = self._writer.slots
         self._writer.start()
         _lifecycle.register(self)
 
@@ -67,8 +65,9 @@ class Run:
         """Record one value; costs the caller about a microsecond. Steps count up per key."""
         if self._closed:
             raise RunStateError(self.id, self.status, f"log metric {key!r}")
-        if key not in self._keys:
-            self._check_key(key)
+        slot = self._slots.get(key)
+        if slot is None:
+            slot = self._new_slot(key)
         if isinstance(value, (str, bytes)):
             raise MetricError(key, value, "value must be a number, not text")
         try:
@@ -76,25 +75,26 @@ class Run:
         except (TypeError, ValueError) as exc:
             raise MetricError(key, value, f"value must be a number ({exc})") from None
         if step is None:
-            step = self._next_step.get(key, 0)
+            step = slot.next_step
         elif type(step) is not int or not _MIN_STEP <= step <= _MAX_STEP:
             step = self._check_step(key, step)
-        self._next_step[key] = step + 1
-        self._queue.append((key, step, value, time.time()))
-        if len(self._queue) >= WAKE_AT:
-            self._writer._wake.set()
+        slot.next_step = step + 1
+        queue = slot.queue
+        queue.append((step, value, time.time()))
+        if len(queue) >= WAKE_AT:
+            self._writer.wake.set()
 
     def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
         """Record several metrics at the same step."""
         for key, value in metrics.items():
             self.log_metric(key, value, step)
 
-    def _check_key(self, key: Any) -> None:
+    def _new_slot(self, key: Any) -> Slot:
         if not isinstance(key, str) or not key or len(key) > MAX_METRIC_KEY:
             raise MetricError(key, None, f"names must be text of 1 to {MAX_METRIC_KEY} characters")
         if not key.isprintable() or not is_utf8(key):
             raise MetricError(key, None, "names must be printable, valid UTF-8 text")
-        self._keys.add(key)
+        return self._writer.slot(key)
 
     @staticmethod
     def _check_step(key: str, step: Any) -> int:
@@ -258,15 +258,18 @@ class Run:
             except Exception as exc:  # a warning must never crash the training loop
                 log.debug("cairn: could not store warning: %s", exc)
 
-    def _spool(self, points: list) -> None:
+    def _spool(self, chunks: list) -> None:
         import json
 
         spool = self._workspace.state_dir / "spool" / f"{self.id}.jsonl"
         spool.parent.mkdir(parents=True, exist_ok=True)
+        points = 0
         with spool.open("a", encoding="utf-8") as fh:
-            for key, step, value, t in points:
-                fh.write(json.dumps({"key": key, "step": step, "value": repr(value), "time": t}))
+            for key, seq, steps, values, times in chunks:
+                fh.write(json.dumps({"key": key, "seq": seq, "step": list(steps),
+                                     "value": [repr(v) for v in values], "time": list(times)}))
                 fh.write("\n")
-        self.warnings.append(f"{len(points)} metric points could not reach the store and were "
+                points += len(steps)
+        self.warnings.append(f"{points} metric points could not reach the store and were "
                              f"saved to {spool}")
         log.error("cairn: %s", self.warnings[-1])

@@ -41,6 +41,7 @@ def start_run(project: str | None = None, name: str | None = None, *,
     from registry.artifacts import ArtifactStore
     from registry.store import open_store
 
+    ws.ensure_state_dir()
     store, artifacts = open_store(ws.store_url), ArtifactStore(ws.artifact_root)
     run_id = uuid.uuid4().hex
     values = {

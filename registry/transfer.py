@@ -15,7 +15,9 @@ from typing import Any
 
 from sqlalchemy import select
 
+from registry._chunks import split
 from registry._params import ParamValue
+from registry._writer import Summary
 from registry.entities import DatasetUse, MetricSummary
 from registry.errors import CairnError, ImportFormatError, StoreError
 from registry.store import SqlStore, _reads, _writes
@@ -101,8 +103,11 @@ def _insert(store: SqlStore, data: dict[str, Any], number: int) -> None:
     try:
         params = {k: ParamValue(v["type"], v["text"],
                                 _number(v)) for k, v in data.get("params", {}).items()}
-        history = {k: list(zip(m["step"], [_value(v) for v in m["value"]], m["time"], strict=True))
+        history = {k: (m["step"], [_value(v) for v in m["value"]], m["time"])
                    for k, m in data.get("metrics", {}).items()}
+        for key, (steps, values, times) in history.items():
+            if not len(steps) == len(values) == len(times):
+                raise ValueError(f"metric {key!r}: step, value and time lists differ in length")
         datasets = [DatasetUse(**d) for d in data.get("datasets", [])]
         values = {f: data.get(f) for f in _RUN_FIELDS}
         code = data.get("code") or {}
@@ -115,9 +120,10 @@ def _insert(store: SqlStore, data: dict[str, Any], number: int) -> None:
             pk = _writes.insert_run(conn, {**values, "project_id": project_id})
             _writes.insert_params(conn, pk, params)
             _writes.set_tags(conn, pk, data.get("tags", {}))
-            for key, points in history.items():
-                _writes.insert_metrics(conn, pk, [(key, s, v, t) for s, v, t in points])
-            _writes.upsert_summaries(conn, pk, [_summary(k, p) for k, p in history.items() if p])
+            _writes.insert_chunks(conn, pk, [(key, seq, *part) for key, cols in history.items()
+                                             for seq, part in enumerate(split(*cols))])
+            _writes.upsert_summaries(conn, pk, [_summary(k, *cols) for k, cols in history.items()
+                                                if cols[0]])
             for use in datasets:
                 _writes.add_dataset_use(conn, pk, use)
             for a in data.get("artifacts", []):
@@ -146,11 +152,8 @@ def _value(v: float | str) -> float:
     return _NONFINITE[v] if isinstance(v, str) else float(v)
 
 
-def _summary(key: str, points: list[tuple[int, float, float]]) -> MetricSummary:
-    from registry._writer import _Summary
-
-    summary = _Summary()
-    for step, value, t in points:
-        summary.add(step, value, t)
+def _summary(key: str, steps: list[int], values: list[float], times: list[float]) -> MetricSummary:
+    summary = Summary()
+    summary.add(steps, values, times)
     return summary.freeze(key)
 

@@ -208,3 +208,20 @@ def test_artifact_names_cannot_escape(workspace, tmp_dir, name):
         else:
             with pytest.raises(registry.errors.ArtifactError):
                 run.log_artifact(tmp_dir / "f.txt", name=name)
+
+
+def test_local_state_never_shows_as_untracked_code(slow_workspace, tmp_dir, monkeypatch):
+    from dataclasses import replace
+
+    repo = tmp_dir / "repo"
+    repo.mkdir()
+    _repo(repo)
+    monkeypatch.chdir(repo)
+    ws = replace(slow_workspace, root=repo)
+    for _ in range(2):
+        with registry.start_run(workspace=ws) as run:
+            run.log_metric("x", 1.0)
+    r = registry.get_run(run.id, workspace=ws)
+    assert (repo / ".cairn").is_dir()
+    assert r.code["dirty"] is False and r.code["untracked"] == []
+    assert git(repo, "status", "--porcelain") == ""

@@ -41,6 +41,7 @@ class DataVersion:
     dirty_check: str
 
     def to_dict(self) -> dict[str, Any]:
+        """The fields as a plain dict (JSON-ready)."""
         return dataclasses.asdict(self)
 
 
@@ -249,7 +250,13 @@ def _stage_defs(repo: _Repo, dvc_yaml: str, warnings: list[str]) -> dict[str, di
     stages = data.get("stages") if isinstance(data, dict) else None
     if not isinstance(stages, dict):
         return {}
-    return {str(k): v for k, v in stages.items() if isinstance(v, dict)}
+    return {str(k): _stage_body(v) for k, v in stages.items() if isinstance(v, dict)}
+
+
+def _stage_body(stage_def: dict[str, Any]) -> dict[str, Any]:
+    """A stage definition; for a `foreach` stage, its `do` template."""
+    body = stage_def.get("do")
+    return body if "foreach" in stage_def and isinstance(body, dict) else stage_def
 
 
 def _stage_base(repo: _Repo, dvc_file: str, stage_def: dict[str, Any]) -> str:
@@ -367,8 +374,8 @@ def _manifest_path(repo: _Repo, md5: str) -> str:
 # --- building versions and checking the workspace ---------------------------------------------
 
 
-def _untracked(path: str, dirty_check: str = "skipped") -> DataVersion:
-    return DataVersion(path, False, None, None, None, None, None, None, None, dirty_check)
+def _untracked(path: str) -> DataVersion:
+    return DataVersion(path, False, None, None, None, None, None, None, None, "skipped")
 
 
 def _versioned(
@@ -439,15 +446,15 @@ def _stage_dep_entries(repo: _Repo, address: str, here: str, warnings: list[str]
     if dvc_yaml is None:
         warnings.append(f"stage {address}: its dvc.yaml was not found")
         return []
-    stage_def = _stage_defs(repo, dvc_yaml, warnings).get(name, {})
+    stage_def = _stage_defs(repo, dvc_yaml, warnings).get(name.split("@")[0], {})
     base = _stage_base(repo, dvc_yaml, stage_def)
     lock = os.path.join(os.path.dirname(dvc_yaml), "dvc.lock")
     locked = _locked_deps(repo, lock, name, base, warnings)
-    paths = [str(d) for d in stage_def.get("deps") or [] if "${" not in str(d)]
-    if not paths and locked:
+    paths = [str(d) for d in stage_def.get("deps") or []]
+    if any("${" in p for p in paths):  # templated: only dvc.lock has them resolved
+        if not locked:
+            warnings.append(f"stage {address}: templated deps are known only after a first run")
         return list(locked.values())
-    if "@" in name and not locked:
-        warnings.append(f"stage {address}: templated deps are resolved only after a first run")
     deps = [_join(base, p) if "://" not in p else p for p in paths]
     source = _relpath(dvc_yaml, repo.root)
     return [locked.get(d) or _Out(d, source, None, None, None, None) for d in deps]

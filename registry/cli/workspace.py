@@ -42,6 +42,7 @@ def init(store: str, artifacts: str, directory: Path) -> None:
         (directory / CONFIG_FILE).write_text(_TEMPLATE.format(store=store, artifacts=artifacts))
         click.echo(f"wrote {directory / CONFIG_FILE}")
     ws = load_workspace(directory)
+    ws.ensure_state_dir()
     open_store(ws.store_url)
     if "://" not in ws.artifact_root:
         Path(ws.artifact_root).mkdir(parents=True, exist_ok=True)

@@ -87,11 +87,12 @@ class SqlStore:
         with self.writing() as conn:
             _writes.set_tags(conn, run_pk, tags)
 
-    def log_metrics(self, run_pk: int, points: Iterable[_writes.MetricRow],
+    def log_metrics(self, run_pk: int, chunks: Iterable[_writes.Chunk],
                     summaries: Iterable[MetricSummary], **run_values: Any) -> int:
-        """Append points and replace summaries in one transaction (plus run columns, if any)."""
+        """Append history chunks and replace summaries in one transaction (plus run columns,
+        such as the heartbeat); returns the number of points written."""
         with self.writing() as conn:
-            count = _writes.insert_metrics(conn, run_pk, points)
+            count = _writes.insert_chunks(conn, run_pk, chunks)
             _writes.upsert_summaries(conn, run_pk, summaries)
             if run_values:
                 _writes.update_run(conn, run_pk, run_values)

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import re
-from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import Connection, Select, select
 
+from registry._chunks import Columns, decode
 from registry._params import ParamValue
 from registry.entities import (
     ArtifactRecord,
@@ -22,7 +22,7 @@ from registry.errors import AmbiguousRunError, RunNotFoundError
 from registry.store.schema import (
     artifact,
     dataset,
-    metric,
+    metric_chunk,
     metric_summary,
     param,
     project,
@@ -31,7 +31,7 @@ from registry.store.schema import (
     tag,
 )
 
-__all__ = ["get_runs", "list_run_pks", "metric_history", "resolve_run"]
+__all__ = ["get_runs", "list_run_pks", "metric_columns", "metric_history", "resolve_run"]
 
 _HEX = re.compile(r"[0-9a-f]{1,32}")
 
@@ -95,18 +95,33 @@ def get_runs(conn: Connection, pks: Sequence[int], *, details: bool = True) -> l
     return [records[pk] for pk in pks if pk in records]
 
 
+def metric_columns(conn: Connection, run_pk: int,
+                   keys: Sequence[str] | None = None) -> dict[str, Columns]:
+    """A run's metric histories as (steps, values, times) arrays, in logging order."""
+    query = select(metric_chunk.c.key, metric_chunk.c.steps, metric_chunk.c["values"],
+                   metric_chunk.c.times).where(metric_chunk.c.run_pk == run_pk)
+    if keys is not None:
+        query = query.where(metric_chunk.c.key.in_(list(keys)))
+    columns: dict[str, Columns] = {}
+    for key, steps, values, times in conn.execute(
+            query.order_by(metric_chunk.c.key, metric_chunk.c.seq)):
+        chunk = decode(steps, values, times)
+        if key in columns:
+            for whole, part in zip(columns[key], chunk, strict=True):
+                whole.extend(part)
+        else:
+            columns[key] = chunk
+    return columns
+
+
 def metric_history(conn: Connection, run_pk: int,
                    keys: Sequence[str] | None = None) -> dict[str, list[MetricPoint]]:
     """Every logged point of a run's metrics, in step order (ties in logging order)."""
-    query = select(metric.c.key, metric.c.step, metric.c.value, metric.c.nonfinite,
-                   metric.c.time).where(metric.c.run_pk == run_pk)
-    if keys is not None:
-        query = query.where(metric.c.key.in_(list(keys)))
-    history: dict[str, list[MetricPoint]] = defaultdict(list)
-    for key, step, value, nonfinite, t in conn.execute(
-            query.order_by(metric.c.key, metric.c.step, metric.c.id)):
-        history[key].append(MetricPoint(step, decode_value(value, nonfinite), t))
-    return dict(history)
+    history = {}
+    for key, (steps, values, times) in metric_columns(conn, run_pk, keys).items():
+        order = sorted(range(len(steps)), key=steps.__getitem__)
+        history[key] = [MetricPoint(steps[i], values[i], times[i]) for i in order]
+    return history
 
 
 def _record(row: Any) -> RunRecord:

@@ -8,11 +8,13 @@ from typing import Any
 
 from sqlalchemy import Connection, Table, insert, select, update
 
+from registry._chunks import encode
 from registry._params import ParamValue
 from registry.entities import DatasetUse, MetricSummary, encode_value
 from registry.store.schema import (
     artifact,
     dataset,
+    metric_chunk,
     metric_summary,
     param,
     project,
@@ -25,7 +27,7 @@ __all__ = [
     "add_artifact",
     "add_dataset_use",
     "ensure_project",
-    "insert_metrics",
+    "insert_chunks",
     "insert_params",
     "insert_run",
     "set_tags",
@@ -33,8 +35,8 @@ __all__ = [
     "upsert_summaries",
 ]
 
-MetricRow = tuple[str, int, float, float]  # key, step, value, time
-_COLUMNS = "run_pk, key, step, value, nonfinite, time"
+# key, seq, steps, values, times: one chunk of one metric's history
+Chunk = tuple[str, int, Sequence[int], Sequence[float], Sequence[float]]
 
 
 def _insert_for(conn: Connection):
@@ -88,28 +90,18 @@ def set_tags(conn: Connection, run_pk: int, tags: Mapping[str, str]) -> None:
            ("run_pk", "key"))
 
 
-def insert_metrics(conn: Connection, run_pk: int, points: Iterable[MetricRow]) -> int:
-    """Append metric points; PostgreSQL uses COPY, SQLite one executemany. Returns the count."""
-    rows = [(run_pk, key, step, *encode_value(value), t) for key, step, value, t in points]
-    if not rows:
-        return 0
-    if conn.dialect.name == "postgresql" and conn.dialect.driver == "psycopg":
-        _copy_metrics(conn, rows)
-    else:
-        mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
-        marks = ", ".join([mark] * 6)
-        conn.exec_driver_sql(f"INSERT INTO metric ({_COLUMNS}) VALUES ({marks})", rows)
-    return len(rows)
-
-
-def _copy_metrics(conn: Connection, rows: list[tuple]) -> None:
-    cursor = conn.connection.dbapi_connection.cursor()
-    try:
-        with cursor.copy(f"COPY metric ({_COLUMNS}) FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row(row)
-    finally:
-        cursor.close()
+def insert_chunks(conn: Connection, run_pk: int, chunks: Iterable[Chunk]) -> int:
+    """Append chunks of metric history; returns the number of points written."""
+    rows, points = [], 0
+    for key, seq, steps, values, times in chunks:
+        packed_steps, packed_values, packed_times = encode(steps, values, times)
+        rows.append({"run_pk": run_pk, "key": key, "seq": seq, "count": len(steps),
+                     "min_step": min(steps), "max_step": max(steps), "steps": packed_steps,
+                     "values": packed_values, "times": packed_times})
+        points += len(steps)
+    if rows:
+        conn.execute(insert(metric_chunk), rows)
+    return points
 
 
 def upsert_summaries(conn: Connection, run_pk: int, summaries: Iterable[MetricSummary]) -> None:

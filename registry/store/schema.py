@@ -17,6 +17,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     PrimaryKeyConstraint,
     String,
@@ -31,7 +32,7 @@ __all__ = [
     "artifact",
     "dataset",
     "metadata",
-    "metric",
+    "metric_chunk",
     "metric_summary",
     "param",
     "project",
@@ -147,21 +148,23 @@ tag = Table(
 # "runs tagged key=value" filters.
 Index(None, tag.c.key, tag.c.value)
 
-metric = Table(
-    "metric",
+# Metric history, many points per row (see ``_chunks``): packed steps, values and times.
+metric_chunk = Table(
+    "metric_chunk",
     metadata,
-    Column("id", BigId, primary_key=True),
     Column("run_pk", BigId, ForeignKey("run.pk", ondelete="CASCADE"), nullable=False),
     Column("key", String(250), nullable=False),
-    Column("step", BigInteger, nullable=False),
-    # NULL when the value was not finite; ``nonfinite`` says which ('nan', 'inf', '-inf').
-    Column("value", Double),
-    Column("nonfinite", String(4)),
-    Column("time", Double, nullable=False),
-    _enum_check("nonfinite", ("nan", "inf", "-inf"), "nonfinite"),
+    Column("seq", Integer, nullable=False),
+    Column("count", Integer, nullable=False),
+    Column("min_step", BigInteger, nullable=False),
+    Column("max_step", BigInteger, nullable=False),
+    Column("steps", LargeBinary, nullable=False),
+    Column("values", LargeBinary, nullable=False),
+    Column("times", LargeBinary, nullable=False),
+    # The primary key serves "a metric's history in order" (curves, compare, export) and
+    # covers the run_pk foreign key; it grows per chunk, not per value logged.
+    PrimaryKeyConstraint("run_pk", "key", "seq"),
 )
-# A metric's history in step order: curves, compare, export. Also covers the run_pk FK.
-Index(None, metric.c.run_pk, metric.c.key, metric.c.step)
 
 metric_summary = Table(
     "metric_summary",

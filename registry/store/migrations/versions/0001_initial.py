@@ -106,21 +106,21 @@ def upgrade() -> None:
     op.create_index("ix_tag_key_value", "tag", ["key", "value"])
 
     op.create_table(
-        "metric",
-        sa.Column("id", BigId, nullable=False),
+        "metric_chunk",
         sa.Column("run_pk", BigId, nullable=False),
         sa.Column("key", sa.String(250), nullable=False),
-        sa.Column("step", sa.BigInteger, nullable=False),
-        sa.Column("value", sa.Double),
-        sa.Column("nonfinite", sa.String(4)),
-        sa.Column("time", sa.Double, nullable=False),
-        sa.PrimaryKeyConstraint("id", name="pk_metric"),
+        sa.Column("seq", sa.Integer, nullable=False),
+        sa.Column("count", sa.Integer, nullable=False),
+        sa.Column("min_step", sa.BigInteger, nullable=False),
+        sa.Column("max_step", sa.BigInteger, nullable=False),
+        sa.Column("steps", sa.LargeBinary, nullable=False),
+        sa.Column("values", sa.LargeBinary, nullable=False),
+        sa.Column("times", sa.LargeBinary, nullable=False),
+        sa.PrimaryKeyConstraint("run_pk", "key", "seq", name="pk_metric_chunk"),
         sa.ForeignKeyConstraint(
-            ["run_pk"], ["run.pk"], name="fk_metric_run_pk_run", ondelete="CASCADE"
+            ["run_pk"], ["run.pk"], name="fk_metric_chunk_run_pk_run", ondelete="CASCADE"
         ),
-        sa.CheckConstraint("nonfinite IN ('nan', 'inf', '-inf')", name="ck_metric_nonfinite"),
     )
-    op.create_index("ix_metric_run_pk_key_step", "metric", ["run_pk", "key", "step"])
 
     op.create_table(
         "metric_summary",
@@ -191,6 +191,6 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    for table in ("artifact", "run_dataset", "dataset", "metric_summary", "metric", "tag",
+    for table in ("artifact", "run_dataset", "dataset", "metric_summary", "metric_chunk", "tag",
                   "param", "run", "project"):
         op.drop_table(table)
