@@ -16,6 +16,7 @@ import yaml
 
 from registry.capture import _datastate
 from registry.capture import dvc as capture_dvc
+from registry.capture._dvcconfig import read_config
 from registry.capture.dvc import DataVersion, capture_data, stage_deps
 
 PAST = time.time() - 3600  # older than the stat cache's racy window
@@ -271,7 +272,7 @@ def test_unknown_remote_warns(work: Path, tmp_path: Path) -> None:
 def test_configured_cache_dir_holds_the_manifest(work: Path) -> None:
     shutil.move(work / ".dvc" / "cache", work.parent / "shared-cache")
     (work / ".dvc" / "config.local").write_text("[cache]\n    dir = ../../shared-cache\n")
-    repo = capture_dvc._Repo(str(work), capture_dvc._read_config(str(work)))
+    repo = capture_dvc._Repo(str(work), read_config(str(work)))
     md5 = dvc_out(work / "data" / "train.dvc")["md5"]
     assert Path(capture_dvc._manifest_path(repo, md5)).is_file()
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from registry.capture import _datastate as state
+from registry.capture._dvcconfig import read_config
 
 __all__ = ["DataVersion", "capture_data", "stage_deps"]
 
@@ -81,7 +82,7 @@ def capture_data(
     if root is None:
         shown = Path(target).as_posix()
         return _untracked(shown), [f"{shown} is not inside a DVC repository (no .dvc folder)"]
-    repo = _Repo(root, _read_config(root))
+    repo = _Repo(root, read_config(root))
     warnings: list[str] = []
     rel = _relpath(target, root)
     out = _resolve(repo, rel, warnings)
@@ -106,7 +107,7 @@ def stage_deps(
     root = os.environ.get(ROOT_ENV) or _find_root(here)
     if root is None or not os.path.isdir(os.path.join(root, ".dvc")):
         return [], [f"stage {address}: DVC repository not found (${ROOT_ENV} unset or wrong)"]
-    repo = _Repo(os.path.abspath(root), _read_config(root))
+    repo = _Repo(os.path.abspath(root), read_config(root))
     warnings: list[str] = []
     deps = _stage_dep_entries(repo, address, here, warnings)
     return [_dep_version(repo, dep, state_dir, warnings) for dep in deps], warnings
@@ -309,41 +310,6 @@ def _int(value: object) -> int | None:
 
 
 # --- config: remotes and cache ----------------------------------------------------------------
-
-
-def _read_config(root: str) -> dict[str, dict[str, str]]:
-    """`.dvc/config` overlaid with `.dvc/config.local`, as {section: {key: value}}."""
-    merged: dict[str, dict[str, str]] = {}
-    for name in ("config", "config.local"):
-        try:
-            text = Path(root, ".dvc", name).read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError):
-            continue
-        for section, values in _parse_config(text).items():
-            merged.setdefault(section, {}).update(values)
-    return merged
-
-
-def _parse_config(text: str) -> dict[str, dict[str, str]]:
-    """The configobj subset DVC writes: `[core]`, `['remote "name"']`, `key = value` lines."""
-    sections: dict[str, dict[str, str]] = {}
-    current: dict[str, str] | None = None
-    for raw in text.splitlines():
-        line = raw.strip()
-        if not line or line.startswith(("#", ";")):
-            continue
-        if line.startswith("[") and line.endswith("]"):
-            current = sections.setdefault(_unquote(line[1:-1].strip()), {})
-        elif "=" in line and current is not None:
-            key, value = line.split("=", 1)
-            current[key.strip()] = _unquote(value.strip())
-    return sections
-
-
-def _unquote(text: str) -> str:
-    if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"":
-        return text[1:-1]
-    return text
 
 
 def _remote_url(repo: _Repo, out: _Out, warnings: list[str]) -> str | None:

@@ -126,6 +126,8 @@ def _flat(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
         elif isinstance(v, list) and v and isinstance(v[0], dict):
             for i, item in enumerate(v):
                 flat.update(_flat(item, f"{prefix}{k}[{i}]."))
+        elif k.endswith("_bytes") and isinstance(v, int):
+            flat[prefix + k.removesuffix("_bytes")] = f"{v / 2**30:.1f} GiB"
         else:
             flat[prefix + k] = v
     return flat
