@@ -11,9 +11,12 @@ __all__ = [
     "ConfigError",
     "DataNotTrackedError",
     "DataVersionError",
+    "DuplicateRunError",
     "ImportFormatError",
     "MetricError",
+    "MovError",
     "ParamError",
+    "QueryError",
     "RunNotFoundError",
     "RunStateError",
     "SchemaVersionError",
@@ -138,3 +141,34 @@ class ImportFormatError(CairnError):
     def __init__(self, line: int, reason: str) -> None:
         self.line, self.reason = line, reason
         super().__init__(f"line {line}: {reason}")
+
+
+class QueryError(CairnError):
+    """A search query is malformed; ``position`` is the 0-based offset of the problem."""
+
+    def __init__(self, query: str, position: int, expected: str) -> None:
+        self.query, self.position, self.expected = query, position, expected
+        pointer = " " * position + "^"
+        super().__init__(f"bad query at position {position}: expected {expected}\n"
+                         f"  {query}\n  {pointer}")
+
+
+class MovError(CairnError):
+    """A measured-organisational-value definition or measurement is not acceptable."""
+
+    def __init__(self, name: str, reason: str, defined: Sequence[str] = ()) -> None:
+        self.name, self.reason, self.defined = name, reason, list(defined)
+        known = f" (defined: {', '.join(self.defined)})" if self.defined else ""
+        super().__init__(f"MoV {name!r}: {reason}{known}")
+
+
+class DuplicateRunError(CairnError):
+    """The workspace refuses exact duplicates and this run was already done."""
+
+    def __init__(self, fingerprint: str, previous: Sequence[str]) -> None:
+        self.fingerprint, self.previous = fingerprint, list(previous)
+        super().__init__(
+            f"this exact experiment (fingerprint {fingerprint[:12]}) was already run: "
+            f"{'; '.join(self.previous)}. Change code, data or params, or set "
+            "runs.on_duplicate = 'warn' in the workspace configuration"
+        )

@@ -20,7 +20,7 @@ from registry._params import ParamValue
 from registry._writer import Summary
 from registry.entities import DatasetUse, MetricSummary
 from registry.errors import CairnError, ImportFormatError, StoreError
-from registry.store import SqlStore, _reads, _writes
+from registry.store import SqlStore, _reads, _textindex, _writes
 from registry.store.schema import param
 
 __all__ = ["FORMAT", "ImportResult", "export_runs", "import_runs"]
@@ -129,6 +129,7 @@ def _insert(store: SqlStore, data: dict[str, Any], number: int) -> None:
             for a in data.get("artifacts", []):
                 _writes.add_artifact(conn, pk, a["name"], a["sha256"], a["size"], a["uri"],
                                      a["created_time"])
+            _textindex.refresh(conn, [pk])
     except StoreError:
         raise
     except CairnError as exc:

@@ -15,7 +15,7 @@ from sqlalchemy import Connection, delete, func, select, update
 
 from registry._params import ParamValue
 from registry.entities import DatasetUse, MetricPoint, MetricSummary, RunRecord
-from registry.store import _reads, _writes
+from registry.store import _reads, _textindex, _writes
 from registry.store._engine import make_engine, normalise_url, read_options, translate_errors
 from registry.store._migrate import ensure_schema
 from registry.store.schema import run
@@ -23,6 +23,7 @@ from registry.store.schema import run
 __all__ = ["SqlStore", "open_store"]
 
 _STORES: dict[tuple[str, bool], SqlStore] = {}
+_TEXT_FIELDS = frozenset({"name", "owner", "question", "notes", "conclusion"})
 
 
 class SqlStore:
@@ -67,25 +68,31 @@ class SqlStore:
             pk = _writes.insert_run(conn, {**values, "project_id": project_id})
             _writes.insert_params(conn, pk, params)
             _writes.set_tags(conn, pk, tags)
+            _textindex.refresh(conn, [pk])
         return pk
 
     def update_run(self, run_pk: int, **values: Any) -> None:
         with self.writing() as conn:
             _writes.update_run(conn, run_pk, values)
+            if _TEXT_FIELDS.intersection(values):
+                _textindex.refresh(conn, [run_pk])
 
     def append_notes(self, run_pk: int, text: str) -> None:
         """Add a paragraph to a run's notes (atomically, whoever else is writing)."""
         with self.writing() as conn:
             paragraph = func.coalesce(run.c.notes + "\n\n", "") + text
             conn.execute(update(run).where(run.c.pk == run_pk).values(notes=paragraph))
+            _textindex.refresh(conn, [run_pk])
 
     def log_params(self, run_pk: int, params: Mapping[str, ParamValue]) -> None:
         with self.writing() as conn:
             _writes.insert_params(conn, run_pk, params)
+            _textindex.refresh(conn, [run_pk])
 
     def set_tags(self, run_pk: int, tags: Mapping[str, str]) -> None:
         with self.writing() as conn:
             _writes.set_tags(conn, run_pk, tags)
+            _textindex.refresh(conn, [run_pk])
 
     def log_metrics(self, run_pk: int, chunks: Iterable[_writes.Chunk],
                     summaries: Iterable[MetricSummary], **run_values: Any) -> int:
@@ -110,6 +117,7 @@ class SqlStore:
     def delete_run(self, run_pk: int) -> None:
         with self.writing() as conn:
             conn.execute(delete(run).where(run.c.pk == run_pk))
+            _textindex.forget(conn, [run_pk])
 
     # -- reads ------------------------------------------------------------------------------
 

@@ -32,6 +32,8 @@ __all__ = [
     "artifact",
     "dataset",
     "metadata",
+    "mov_definition",
+    "mov_measurement",
     "metric_chunk",
     "metric_summary",
     "param",
@@ -42,7 +44,7 @@ __all__ = [
 ]
 
 # The Alembic revision this code writes; tests check it is the migrations' head.
-SCHEMA_REVISION = "0001"
+SCHEMA_REVISION = "0002"
 
 RUN_STATUSES = ("RUNNING", "FINISHED", "FAILED", "KILLED")
 PARAM_TYPES = ("int", "float", "bool", "str", "null", "json")
@@ -109,6 +111,9 @@ run = Table(
     Column("code", JSON),
     Column("warnings", JSON),
     Column("mlflow_run_id", String(64)),
+    # For "has this been tried?": the architecture family and a digest of the data versions.
+    Column("model_family", String(100)),
+    Column("data_key", String(64)),
     UniqueConstraint("id"),
     _enum_check("status", RUN_STATUSES, "status"),
 )
@@ -122,6 +127,9 @@ Index(None, run.c.status)
 Index(None, run.c.fingerprint)
 # "runs at this commit".
 Index(None, run.c.git_commit)
+# Similarity candidates: "runs on the same data" and "runs of the same model family".
+Index(None, run.c.data_key)
+Index(None, run.c.model_family)
 
 param = Table(
     "param",
@@ -227,3 +235,43 @@ artifact = Table(
 )
 # "which runs produced this file?" and garbage collection of unreferenced blobs.
 Index(None, artifact.c.sha256)
+
+mov_definition = Table(
+    "mov_definition",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("project_id", Integer, ForeignKey("project.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("unit", String(50), nullable=False),
+    Column("direction", String(8), nullable=False),
+    Column("baseline", Double, nullable=False),
+    Column("target", Double, nullable=False),
+    Column("stakeholder", String(200)),
+    Column("description", Text),
+    Column("created_time", Double, nullable=False),
+    # Also serves "the definitions of a project" and covers the project_id foreign key.
+    UniqueConstraint("project_id", "name"),
+    _enum_check("direction", ("higher", "lower"), "direction"),
+)
+
+mov_measurement = Table(
+    "mov_measurement",
+    metadata,
+    Column("id", BigId, primary_key=True),
+    Column("definition_id", Integer, ForeignKey("mov_definition.id", ondelete="CASCADE"),
+           nullable=False),
+    Column("run_pk", BigId, ForeignKey("run.pk", ondelete="SET NULL")),
+    Column("value", Double, nullable=False),
+    Column("evidence", Text),
+    Column("who", String(200), nullable=False),
+    Column("time", Double, nullable=False),
+)
+# "progress of a MoV over time" (mov status, the dashboard's charts); covers definition_id.
+Index(None, mov_measurement.c.definition_id, mov_measurement.c.time)
+# "MoV measured by this run"; covers the run_pk foreign key.
+Index(None, mov_measurement.c.run_pk)
+
+# Free-text search lives outside this metadata, per dialect (migration 0002): SQLite has an
+# FTS5 table ``run_fts(document)`` keyed by rowid = run.pk; PostgreSQL has ``run_text`` with a
+# generated ``tsvector`` column under a GIN index. ``_text.py`` keeps both up to date.
+TEXT_INDEX_TABLES = ("run_fts", "run_text")

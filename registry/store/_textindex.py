@@ -1,0 +1,83 @@
+"""The free-text index over runs: names, questions, notes, conclusions, tags, param values.
+
+SQLite keeps it in an FTS5 table ``run_fts`` (rowid = run.pk); PostgreSQL in ``run_text``
+with a generated ``tsvector`` column under a GIN index. Both are derived data: rebuilt from
+the run tables whenever those change, and by migration 0002 for older runs.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+
+from sqlalchemy import Connection, ColumnElement, select, text
+
+from registry.store.schema import param, run, tag
+
+__all__ = ["fts_phrase", "matching", "refresh", "refresh_all"]
+
+_BATCH = 500
+
+
+def refresh(conn: Connection, run_pks: Sequence[int]) -> None:
+    """Rebuild the text index entries of these runs."""
+    for start in range(0, len(run_pks), _BATCH):
+        docs = _documents(conn, run_pks[start:start + _BATCH])
+        _write(conn, docs)
+
+
+def refresh_all(conn: Connection) -> None:
+    """Rebuild the whole index (used by migrations)."""
+    refresh(conn, list(conn.execute(select(run.c.pk)).scalars()))
+
+
+def matching(conn: Connection, phrase: str) -> ColumnElement:
+    """A SQL condition on ``run.pk``: the run's text contains ``phrase`` (all its words)."""
+    if conn.dialect.name == "sqlite":
+        sub = text("SELECT rowid FROM run_fts WHERE run_fts MATCH :phrase").bindparams(
+            phrase=fts_phrase(phrase))
+    else:
+        sub = text("SELECT run_pk FROM run_text WHERE tsv @@ plainto_tsquery('simple', :phrase)"
+                   ).bindparams(phrase=phrase)
+    return run.c.pk.in_(sub.columns(pk=run.c.pk.type))
+
+
+def fts_phrase(phrase: str) -> str:
+    """An FTS5 query that matches every word of ``phrase``, whatever characters it holds:
+    each word is quoted (quotes doubled), so no FTS5 syntax can be injected."""
+    words = phrase.split()
+    return " ".join('"' + w.replace('"', '""') + '"' for w in words) or '""'
+
+
+def _documents(conn: Connection, pks: Sequence[int]) -> dict[int, str]:
+    parts: dict[int, list[str]] = defaultdict(list)
+    rows = conn.execute(select(run.c.pk, run.c.name, run.c.owner, run.c.question, run.c.notes,
+                               run.c.conclusion).where(run.c.pk.in_(pks)))
+    for pk, *fields in rows:
+        parts[pk].extend(f for f in fields if f)
+    for pk, key, value in conn.execute(select(tag.c.run_pk, tag.c.key, tag.c.value)
+                                       .where(tag.c.run_pk.in_(pks))):
+        parts[pk].append(f"{key} {value}".strip())
+    for pk, value in conn.execute(select(param.c.run_pk, param.c.value_text).where(
+            param.c.run_pk.in_(pks), param.c.vtype.in_(("str", "json")))):
+        parts[pk].append(value)
+    return {pk: "\n".join(p) for pk, p in parts.items()}
+
+
+def _write(conn: Connection, docs: dict[int, str]) -> None:
+    if not docs:
+        return
+    rows = [{"pk": pk, "doc": doc} for pk, doc in docs.items()]
+    if conn.dialect.name == "sqlite":
+        conn.execute(text("DELETE FROM run_fts WHERE rowid = :pk"), rows)
+        conn.execute(text("INSERT INTO run_fts (rowid, document) VALUES (:pk, :doc)"), rows)
+    else:
+        conn.execute(text(
+            "INSERT INTO run_text (run_pk, document) VALUES (:pk, :doc) "
+            "ON CONFLICT (run_pk) DO UPDATE SET document = excluded.document"), rows)
+
+
+def forget(conn: Connection, run_pks: Iterable[int]) -> None:
+    """Drop index entries of deleted runs (FTS5 tables have no foreign keys)."""
+    if conn.dialect.name == "sqlite":
+        conn.execute(text("DELETE FROM run_fts WHERE rowid = :pk"), [{"pk": p} for p in run_pks])
