@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 
-from sqlalchemy import Connection, ColumnElement, select, text
+from sqlalchemy import ColumnElement, Connection, select, text
 
 from registry.store.schema import param, run, tag
 
