@@ -41,7 +41,7 @@ STATE_DIR = ".cairn"
 _TOP_LEVEL = {
     "store", "artifacts", "catalog", "owner", "required_tags", "runs", "projects", "mlflow",
 }
-_RUNS = {"heartbeat_interval", "flush_interval", "on_duplicate"}
+_RUNS = {"heartbeat_interval", "flush_interval", "on_duplicate", "fingerprint_ignore"}
 _ENV = {
     "CAIRN_STORE": "store",
     "CAIRN_ARTIFACTS": "artifacts",
@@ -63,6 +63,7 @@ class Workspace:
     heartbeat_interval: float = 30.0
     flush_interval: float = 1.0
     on_duplicate: str = "warn"
+    fingerprint_ignore: tuple[str, ...] = ()
     mlflow: Mapping[str, Any] = field(default_factory=dict)
     projects: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     config_file: Path | None = None
@@ -148,7 +149,7 @@ def _apply_env(settings: dict[str, Any], env: Mapping[str, str]) -> dict[str, An
         if env.get(var):
             merged[key] = env[var]
     runs = dict(merged.get("runs", {}))
-    for key in _RUNS:
+    for key in _RUNS - {"fingerprint_ignore"}:
         var = "CAIRN_" + key.upper()
         if env.get(var):
             runs[key] = env[var]
@@ -180,6 +181,7 @@ def _resolve(root: Path, s: dict[str, Any], path: Path | None) -> Workspace:
         heartbeat_interval=_positive(runs, "heartbeat_interval", 30.0, where),
         flush_interval=_positive(runs, "flush_interval", 1.0, where),
         on_duplicate=on_duplicate,
+        fingerprint_ignore=tuple(str(k) for k in runs.get("fingerprint_ignore", ())),
         mlflow=dict(s.get("mlflow", {})),
         projects={str(k): dict(v) for k, v in s.get("projects", {}).items()},
         config_file=path,

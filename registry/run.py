@@ -37,12 +37,17 @@ _DATASET_FIELDS = set(DatasetUse.__dataclass_fields__) - {"role"}
 class Run:
     """An active run: log metrics, params, tags, data and artifacts; end it (or use ``with``)."""
 
-    def __init__(self, *, run_id: str, run_pk: int, project: str, name: str | None, store,
-                 artifacts: ArtifactStore, workspace, params: Mapping[str, ParamValue],
-                 warnings: list[str]) -> None:
-        self.id, self.project, self.name = run_id, project, name
+    def __init__(self, *, run_id: str, run_pk: int, project: str, name: str | None, owner: str,
+                 store, artifacts: ArtifactStore, workspace, params: Mapping[str, ParamValue],
+                 warnings: list[str], code: Mapping[str, Any] | None = None,
+                 tried: list | None = None) -> None:
+        self.id, self.project, self.name, self.owner = run_id, project, name, owner
         self.status = RunStatus.RUNNING
         self.warnings: list[str] = list(warnings)
+        #: Earlier runs of the same or a similar experiment (``registry.similarity.Prior``).
+        self.tried: list = list(tried or [])
+        self._code = dict(code or {})
+        self._data: list[tuple[str, str | None, str]] = []
         self._pk, self._store, self._artifacts = run_pk, store, artifacts
         self._workspace = workspace
         self._params = dict(params)
@@ -158,6 +163,16 @@ class Run:
             self._warn(f"{field} held text that is not valid UTF-8; replaced by U+FFFD")
         return text
 
+    def log_mov(self, name: str, value: float, *, evidence: str | None = None,
+                unit: str | None = None):
+        """Record a measurement of one of the project's MoV definitions (who: the owner)."""
+        from registry.mov import log_mov
+
+        self._require_open("log MoV")
+        return log_mov(self._store, run_pk=self._pk, project=self.project, name=name,
+                       value=value, evidence=evidence, who=self.owner, unit=unit,
+                       workspace=self._workspace)
+
     # -- data and artifacts -----------------------------------------------------------------
 
     def use_data(self, path: str | os.PathLike, role: str = "train", *,
@@ -171,16 +186,35 @@ class Run:
             raise DataNotTrackedError(os.fspath(path), "; ".join(warns) or "not tracked by DVC")
         return self._add_data(version, role, warns)
 
-    def _add_data(self, version, role: str, warns: list[str]) -> DatasetUse:
+    def _add_data(self, version, role: str, warns: list[str], recheck: bool = True) -> DatasetUse:
         """Store a captured data version (a ``capture.dvc.DataVersion``) as used in ``role``."""
         fields = {k: v for k, v in version.to_dict().items() if k in _DATASET_FIELDS}
         use = DatasetUse(role=role, **fields)
         self._store.add_dataset_use(self._pk, use)
+        self._data.append((role, use.hash, use.path))
         for w in warns:
             self._warn(w)
         if use.dirty:
             self._warn(f"data {use.path!r} differs from the version DVC recorded ({use.hash})")
+        if recheck:
+            self._recheck()
         return use
+
+    def _recheck(self) -> None:
+        """New data changes what this experiment is: update its keys, warn of new priors."""
+        from registry.similarity import SIMILAR_ENOUGH, RunSpec, describe_all, find_priors
+
+        ws = self._workspace
+        spec = RunSpec(self._params, tuple(self._data), self._code, ws.fingerprint_ignore)
+        self._store.update_run(self._pk, fingerprint=spec.fingerprint, data_key=spec.data_key)
+        if ws.on_duplicate == "ignore":
+            return
+        known = {p.run.id for p in self.tried}
+        fresh = [p for p in find_priors(self._store, spec, exclude=self._pk, limit=5,
+                                        min_score=SIMILAR_ENOUGH) if p.run.id not in known]
+        self.tried.extend(fresh)
+        for line in describe_all(fresh, ws.projects):
+            self._warn(line)
 
     def log_artifact(self, path: str | os.PathLike, name: str | None = None) -> ArtifactRecord:
         """Store a file (or every file of a folder) content-addressed; returns the record."""

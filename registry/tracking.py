@@ -16,7 +16,7 @@ from registry._params import ParamValue, flatten_params, typed_value
 from registry._text import to_utf8
 from registry.config import Workspace, load_workspace
 from registry.entities import RunStatus
-from registry.errors import ConfigError
+from registry.errors import ConfigError, DuplicateRunError
 from registry.run import Run
 
 __all__ = ["active_run", "start_run"]
@@ -28,10 +28,16 @@ _runs: list[Run] = []
 
 def start_run(project: str | None = None, name: str | None = None, *,
               params: Mapping[str, Any] | Any = None, tags: Mapping[str, Any] | list | None = None,
-              question: str | None = None, notes: str | None = None, owner: str | None = None,
+              data: Mapping[str, str | os.PathLike] | None = None, question: str | None = None,
+              notes: str | None = None, owner: str | None = None,
               workspace: Workspace | None = None) -> Run:
     """Start recording a run: code version, hardware, environment, params and tags now;
-    metrics, data and artifacts as the script logs them. Use it as a context manager."""
+    metrics, data and artifacts as the script logs them. Use it as a context manager.
+
+    ``data`` ({role: path}) declares datasets up front, so the "has this been tried?" check
+    sees them before the run is recorded (and ``on_duplicate = "refuse"`` can refuse it).
+    Earlier runs of the same or a similar experiment are named in ``run.tried`` and warned of.
+    """
     ws = workspace or load_workspace()
     warnings: list[str] = []
     typed = _typed_params(params, warnings)
@@ -43,22 +49,65 @@ def start_run(project: str | None = None, name: str | None = None, *,
 
     ws.ensure_state_dir()
     store, artifacts = open_store(ws.store_url), ArtifactStore(ws.artifact_root)
-    run_id = uuid.uuid4().hex
     values = {
-        "id": run_id, "name": _clean(name, warnings), "owner": owner or ws.owner,
+        "id": uuid.uuid4().hex, "name": _clean(name, warnings), "owner": owner or ws.owner,
         "status": RunStatus.RUNNING, "start_time": time.time(), "heartbeat_time": time.time(),
         "heartbeat_interval": ws.heartbeat_interval, "question": _clean(question, warnings),
         "notes": _clean(notes, warnings), **_context(artifacts, warnings),
     }
-    values["warnings"] = warnings
+    declared = _declared_data(data or {}, ws)
+    code = {"commit": values["git_commit"], "diff_sha256": values["git_diff_sha256"],
+            "entry_point": os.path.basename(values["entry_point"] or "")}
+    tried = _tried(store, ws, typed, code, declared)
+    values.update(tried.keys)
+    values["warnings"] = warnings + tried.lines
     pk = store.create_run(project or DEFAULT_PROJECT, values, typed, tag_map)
-    run = Run(run_id=run_id, run_pk=pk, project=project or DEFAULT_PROJECT, name=values["name"],
-              store=store, artifacts=artifacts, workspace=ws, params=typed, warnings=warnings)
-    for w in warnings:
+    run = Run(run_id=values["id"], run_pk=pk, project=project or DEFAULT_PROJECT,
+              name=values["name"], owner=values["owner"], store=store, artifacts=artifacts,
+              workspace=ws, params=typed, warnings=values["warnings"], code=code,
+              tried=tried.priors)
+    for w in values["warnings"]:
         log.warning("cairn: %s", w)
+    for role, version, warns in declared:
+        run._add_data(version, role, warns, recheck=False)
     _use_stage_deps(run, ws)
     _runs.append(run)
     return run
+
+
+class _Tried:
+    """The outcome of the "has this been tried?" check at run start."""
+
+    def __init__(self, priors: list, lines: list[str], keys: dict[str, Any]) -> None:
+        self.priors, self.lines, self.keys = priors, lines, keys
+
+
+def _tried(store, ws: Workspace, params, code, declared) -> _Tried:
+    from registry.similarity import SIMILAR_ENOUGH, RunSpec, describe_all, find_priors
+
+    spec = RunSpec(params, tuple((role, v.hash, v.path) for role, v, _ in declared), code,
+                   ws.fingerprint_ignore)
+    keys = {"fingerprint": spec.fingerprint, "model_family": spec.family,
+            "data_key": spec.data_key}
+    if ws.on_duplicate == "ignore":
+        return _Tried([], [], keys)
+    priors = find_priors(store, spec, limit=5, min_score=SIMILAR_ENOUGH)
+    done = [p for p in priors if p.exact and p.run.status in (RunStatus.FINISHED,
+                                                              RunStatus.RUNNING)]
+    if done and ws.on_duplicate == "refuse":
+        raise DuplicateRunError(spec.fingerprint, describe_all(done, ws.projects))
+    return _Tried(priors, describe_all(priors, ws.projects), keys)
+
+
+def _declared_data(data: Mapping[str, Any], ws: Workspace) -> list[tuple[str, Any, list[str]]]:
+    from registry.capture.dvc import capture_data
+
+    declared = []
+    for role, paths in data.items():
+        for path in paths if isinstance(paths, (list, tuple)) else [paths]:
+            version, warns = capture_data(path, state_dir=ws.state_dir)
+            declared.append((str(role), version, warns))
+    return declared
 
 
 def active_run() -> Run | None:
@@ -148,6 +197,8 @@ def _use_stage_deps(run: Run, ws: Workspace) -> None:
         run._warn(f"could not read the DVC stage's dependencies: {exc}")
         return
     for version in versions:
-        run._add_data(version, "dep", [])
+        run._add_data(version, "dep", [], recheck=False)
+    if versions:
+        run._recheck()
     for w in warns:
         run._warn(w)

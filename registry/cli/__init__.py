@@ -8,6 +8,7 @@ from importlib.metadata import entry_points
 
 import click
 
+from registry.cli.mov import mov
 from registry.cli.runs import runs
 from registry.cli.workspace import init
 from registry.errors import CairnError
@@ -45,6 +46,7 @@ def cli() -> None:
 
 cli.add_command(init)
 cli.add_command(runs)
+cli.add_command(mov)
 
 
 def main() -> None:

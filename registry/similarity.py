@@ -1,0 +1,227 @@
+"""Has this been tried? Exact duplicates, similar experiments, and the best run to start from.
+
+Similarity starts from runs on the same data or of the same model family (both indexed),
+then ranks them: same data 0.4, same family 0.3, params 0.3 (each param compared by value;
+numbers by ratio, so 1e-3 and 2e-3 are close and 1e-3 and 1e-1 are not). An exact
+fingerprint match scores 1.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from registry._fingerprint import (
+    data_key,
+    fingerprint,
+    model_family,
+    normalise_params,
+    param_similarity,
+)
+from registry._params import ParamValue, typed_value
+from registry.config import Workspace, load_workspace
+from registry.entities import MetricSummary, RunRecord
+
+__all__ = ["Prior", "RunSpec", "best_prior", "primary_metric", "similar", "spec_of"]
+
+SIMILAR_ENOUGH = 0.8  # scores at or above this are reported at run start
+_MAXIMISE = re.compile(r"acc|f1|map|auc|precision|recall|iou|dice|score|r2", re.I)
+_MINIMISE = re.compile(r"loss|err|mae|mse|rmse|wer|cer|ppl|perplexity", re.I)
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """What defines an experiment, whether recorded yet or not."""
+
+    params: Mapping[str, ParamValue]
+    data: tuple[tuple[str, str | None, str], ...] = ()  # (role, hash, path)
+    code: Mapping[str, Any] = field(default_factory=dict)
+    ignore: tuple[str, ...] = ()
+
+    @property
+    def fingerprint(self) -> str:
+        return fingerprint(self.code, self.params, self.data, self.ignore)
+
+    @property
+    def family(self) -> str | None:
+        return model_family({k: p.value() for k, p in self.params.items() if p.vtype == "str"})
+
+    @property
+    def data_key(self) -> str | None:
+        return data_key(h for _, h, _ in self.data)
+
+
+@dataclass(frozen=True)
+class Prior:
+    """An earlier run related to the one at hand."""
+
+    run: RunRecord
+    score: float
+    exact: bool
+    reasons: tuple[str, ...]
+    differences: Mapping[str, tuple[Any, Any]]
+
+    def describe(self, metric: tuple[str, str] | None = None) -> str:
+        """One line naming who ran it, when, its status and its best metric."""
+        r = self.run
+        kind = "the same experiment" if self.exact else f"a similar experiment ({self.score:.2f})"
+        when = r.started.strftime("%Y-%m-%d %H:%M")
+        result = _metric_text(r, metric)
+        diff = "" if self.exact or not self.differences else " — differs in " + ", ".join(
+            f"{k}: {_show(a)} vs {_show(b)}" for k, (a, b) in list(self.differences.items())[:4])
+        return (f"{kind} was run by {r.owner} on {when}: run {r.id[:8]} {r.name or ''} "
+                f"[{r.status}]{result}{diff}").replace("  ", " ")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"run": self.run.id, "name": self.run.name, "owner": self.run.owner,
+                "score": self.score, "exact": self.exact, "reasons": list(self.reasons),
+                "differences": {k: list(v) for k, v in self.differences.items()}}
+
+
+def spec_of(record: RunRecord, ignore: Iterable[str] = ()) -> RunSpec:
+    """The experiment a recorded run stands for."""
+    params = {k: typed_value(k, v)[0] for k, v in record.params.items()}
+    data = tuple((d.role, d.hash, d.path) for d in record.datasets if d.tracked or d.hash)
+    code = {**record.code, "entry_point": _entry(record.entry_point)}
+    return RunSpec(params, data, code, tuple(ignore))
+
+
+def similar(run_or_spec: str | RunSpec, *, limit: int = 10, min_score: float = 0.5,
+            workspace: Workspace | None = None) -> list[Prior]:
+    """Earlier runs like this one (a run reference or a spec), best match first."""
+    from registry.store import open_store
+
+    ws = workspace or load_workspace()
+    store = open_store(ws.store_url)
+    exclude = None
+    if isinstance(run_or_spec, str):
+        record = store.get_run(run_or_spec)
+        exclude = store.resolve(record.id)
+        run_or_spec = spec_of(record, _ignored(ws))
+    return find_priors(store, run_or_spec, exclude=exclude, limit=limit, min_score=min_score)
+
+
+def find_priors(store, spec: RunSpec, *, exclude: int | None = None, limit: int = 10,
+                min_score: float = 0.5) -> list[Prior]:
+    """Score candidate runs against ``spec``; used by ``similar`` and at run start."""
+    from registry.store import _reads, _similar
+
+    with store.reading() as conn:
+        exact = set(_similar.same_fingerprint(conn, spec.fingerprint, exclude=exclude))
+        pool = list(dict.fromkeys([*exact, *_similar.candidates(
+            conn, data_key=spec.data_key, family=spec.family, exclude=exclude)]))
+        params, keys = _similar.params_of(conn, pool), _similar.keys_of(conn, pool)
+        scored = []
+        for pk in pool:
+            score, reasons = (1.0, ["same code, params and data"]) if pk in exact else \
+                _score(spec, params.get(pk, {}), keys[pk])
+            if score >= min_score:
+                scored.append((score, pk, reasons))
+        scored.sort(key=lambda s: (-s[0], -s[1]))
+        scored = scored[:limit]
+        records = _reads.get_runs(conn, [pk for _, pk, _ in scored])
+    return [Prior(record, round(score, 3), pk in exact, tuple(reasons),
+                  {} if pk in exact else _differences(spec, params.get(pk, {})))
+            for (score, pk, reasons), record in zip(scored, records, strict=True)]
+
+
+def _score(spec: RunSpec, theirs: Mapping[str, ParamValue],
+           keys: tuple[str | None, str | None]) -> tuple[float, list[str]]:
+    their_data, their_family = keys
+    score, reasons = 0.0, []
+    if spec.data_key and their_data == spec.data_key:
+        score += 0.4
+        reasons.append("same data")
+    if spec.family and their_family == spec.family:
+        score += 0.3
+        reasons.append(f"same model family ({their_family})")
+    names = [k for k in set(spec.params) | set(theirs) if k not in spec.ignore]
+    closeness = (sum(param_similarity(spec.params.get(k), theirs.get(k)) for k in names)
+                 / len(names)) if names else 1.0
+    reasons.append(f"params {closeness:.0%} alike")
+    return score + 0.3 * closeness, reasons
+
+
+def _differences(spec: RunSpec, theirs: Mapping[str, ParamValue]) -> dict[str, tuple[Any, Any]]:
+    mine, other = normalise_params(spec.params, spec.ignore), normalise_params(theirs, spec.ignore)
+    return {k: (_value(spec.params.get(k)), _value(theirs.get(k)))
+            for k in sorted(set(mine) | set(other)) if mine.get(k) != other.get(k)}
+
+
+def best_prior(data: str | os.PathLike, metric: str, *, mode: str | None = None,
+               project: str | None = None, workspace: Workspace | None = None) -> RunRecord | None:
+    """The best finished run on this data (a DVC-tracked path or a hash prefix) by ``metric``
+    (maximised unless its name says loss/error, or ``mode="min"``): the case to start from."""
+    from registry.store import _similar, open_store
+
+    ws = workspace or load_workspace()
+    mode = mode or ("min" if _MINIMISE.search(metric) else "max")
+    if mode not in ("min", "max"):
+        raise ValueError("mode must be 'min' or 'max'")
+    store = open_store(ws.store_url)
+    with store.reading() as conn:
+        pks = _similar.best_on_data(conn, _data_hash(data, ws), metric, mode,
+                                    project_name=project)
+    return store.get_run(pks[0]) if pks else None
+
+
+def primary_metric(record: RunRecord, projects: Mapping[str, Mapping[str, Any]] | None = None
+                   ) -> tuple[str, str] | None:
+    """(metric, 'max'|'min') that says how good a run is: the project's configured
+    ``metric``/``mode``, else the first metric whose name reads like accuracy or loss."""
+    config = (projects or {}).get(record.project, {})
+    if config.get("metric"):
+        name = str(config["metric"])
+        return name, str(config.get("mode") or ("min" if _MINIMISE.search(name) else "max"))
+    for pattern, mode in ((_MAXIMISE, "max"), (_MINIMISE, "min")):
+        for key in sorted(record.metrics, key=lambda k: (not k.startswith("val"), k)):
+            if pattern.search(key):
+                return key, mode
+    return None
+
+
+def _metric_text(r: RunRecord, metric: tuple[str, str] | None) -> str:
+    metric = metric or primary_metric(r)
+    summary: MetricSummary | None = r.metrics.get(metric[0]) if metric else None
+    if summary is None:
+        return ""
+    best = summary.max if metric[1] == "max" else summary.min
+    return f", best {metric[0]}={best:.4g}" if best is not None else ""
+
+
+def _data_hash(data: str | os.PathLike, ws: Workspace) -> str:
+    text = os.fspath(data)
+    if os.path.exists(text):
+        from registry.capture.dvc import capture_data
+
+        version, warnings = capture_data(text, state_dir=ws.state_dir)
+        if not version.hash:
+            raise ValueError(f"{text} has no DVC version: {'; '.join(warnings)}")
+        return version.hash
+    if not re.fullmatch(r"[0-9a-f]{4,64}(\.dir)?", text):
+        raise ValueError(f"{text!r} is neither an existing path nor a DVC hash prefix")
+    return text
+
+
+def _ignored(ws: Workspace) -> tuple[str, ...]:
+    return ws.fingerprint_ignore
+
+
+def _entry(entry_point: str | None) -> str | None:
+    return os.path.basename(entry_point) if entry_point else None
+
+
+def _value(p: ParamValue | None) -> Any:
+    return None if p is None else p.value()
+
+
+def _show(v: Any) -> str:
+    return "—" if v is None else f"{v:.4g}" if isinstance(v, float) else str(v)
+
+
+def describe_all(priors: Sequence[Prior], projects: Mapping[str, Any] | None = None) -> list[str]:
+    """Warning lines for run start."""
+    return [p.describe(primary_metric(p.run, projects)) for p in priors]

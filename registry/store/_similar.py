@@ -1,0 +1,78 @@
+"""Queries behind "has this been tried?": candidates by fingerprint, data and model family."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+
+from sqlalchemy import Connection, Select, select, union
+
+from registry._params import ParamValue
+from registry.store.schema import dataset, metric_summary, param, project, run, run_dataset
+
+__all__ = ["best_on_data", "candidates", "keys_of", "params_of", "same_fingerprint"]
+
+
+def same_fingerprint(conn: Connection, fingerprint: str, *, exclude: int | None = None,
+                     limit: int = 20) -> list[int]:
+    """Runs with exactly this fingerprint, newest first."""
+    query = (select(run.c.pk).where(run.c.fingerprint == fingerprint)
+             .order_by(run.c.start_time.desc()).limit(limit))
+    return [pk for pk in conn.execute(query).scalars() if pk != exclude]
+
+
+def candidates(conn: Connection, *, data_key: str | None, family: str | None,
+               exclude: int | None = None, limit: int = 200) -> list[int]:
+    """The newest runs on the same data or of the same model family (each side indexed)."""
+    parts: list[Select] = []
+    if data_key:
+        parts.append(_newest(run.c.data_key == data_key, limit))
+    if family:
+        parts.append(_newest(run.c.model_family == family, limit))
+    if not parts:
+        return []
+    query = parts[0] if len(parts) == 1 else union(*parts)
+    return [pk for pk in conn.execute(query).scalars() if pk != exclude]
+
+
+def _newest(condition, limit: int) -> Select:
+    return (select(run.c.pk).where(condition).order_by(run.c.start_time.desc()).limit(limit)
+            .subquery().select())
+
+
+def params_of(conn: Connection, pks: Sequence[int]) -> dict[int, dict[str, ParamValue]]:
+    """Typed params of several runs."""
+    out: dict[int, dict[str, ParamValue]] = defaultdict(dict)
+    query = select(param.c.run_pk, param.c.key, param.c.vtype, param.c.value_text,
+                   param.c.value_num).where(param.c.run_pk.in_(list(pks)))
+    for pk, key, vtype, text, number in conn.execute(query):
+        out[pk][key] = ParamValue(vtype, text, number)
+    return out
+
+
+def keys_of(conn: Connection, pks: Sequence[int]) -> dict[int, tuple[str | None, str | None]]:
+    """(data_key, model_family) of several runs."""
+    query = select(run.c.pk, run.c.data_key, run.c.model_family).where(run.c.pk.in_(list(pks)))
+    return {pk: (key, family) for pk, key, family in conn.execute(query)}
+
+
+def best_on_data(conn: Connection, hash_prefix: str, metric: str, mode: str, *,
+                 project_name: str | None = None, limit: int = 1) -> list[int]:
+    """Finished runs that used a dataset whose hash starts with ``hash_prefix``, best first."""
+    value = metric_summary.c.max if mode == "max" else metric_summary.c.min
+    query = (
+        select(run.c.pk)
+        .join(run_dataset, run_dataset.c.run_pk == run.c.pk)
+        .join(dataset, dataset.c.id == run_dataset.c.dataset_id)
+        .join(metric_summary, (metric_summary.c.run_pk == run.c.pk)
+              & (metric_summary.c.key == metric))
+        .where(dataset.c.hash.startswith(hash_prefix, autoescape=True),
+               run.c.status == "FINISHED", value.is_not(None))
+        .group_by(run.c.pk, value, run.c.start_time)
+        .order_by(value.desc() if mode == "max" else value.asc(), run.c.start_time.desc())
+        .limit(limit)
+    )
+    if project_name is not None:
+        query = query.join(project, project.c.id == run.c.project_id).where(
+            project.c.name == project_name)
+    return list(conn.execute(query).scalars())
