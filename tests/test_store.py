@@ -96,3 +96,35 @@ def test_unreachable_postgres_is_a_typed_error():
 
     with pytest.raises(StoreUnavailableError, match="unavailable"):
         SqlStore("postgresql://nobody@127.0.0.1:1/none?connect_timeout=2")
+
+
+def test_a_store_from_revision_0001_upgrades_with_its_data(store_url):
+    from registry._params import typed_value
+    from registry.store import _textindex
+    from registry.store._engine import make_engine
+    from registry.store._migrate import upgrade
+
+    engine = make_engine(store_url)
+    upgrade(engine, "0001")
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO project (id, name, created_time) VALUES (1, 'old', 0)"))
+        conn.execute(text(
+            "INSERT INTO run (pk, id, project_id, name, owner, status, start_time, notes) "
+            "VALUES (1, :id, 1, 'legacy run', 'ana', 'FINISHED', 1.0, 'tried mixup here')"),
+            {"id": "a" * 32})
+        conn.execute(text("INSERT INTO param (run_pk, key, vtype, value_text, value_num) "
+                          "VALUES (1, 'lr', 'float', '0.1', 0.1)"))
+    engine.dispose()
+    store = SqlStore(store_url)  # upgrades to the current revision
+    record = store.get_run("a" * 32)
+    assert (record.name, record.notes, record.params) == ("legacy run", "tried mixup here",
+                                                          {"lr": typed_value("lr", 0.1)[0].value()})
+    with store.reading() as conn:
+        from sqlalchemy import select
+
+        from registry.store.schema import run
+
+        hits = conn.execute(select(run.c.id).where(_textindex.matching(conn, "mixup"))).all()
+        assert [h[0] for h in hits] == ["a" * 32]
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == \
+            SCHEMA_REVISION
