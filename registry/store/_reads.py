@@ -39,9 +39,13 @@ _HEX = re.compile(r"[0-9a-f]{1,32}")
 def resolve_run(conn: Connection, ref: str) -> int:
     """Find a run by full id, unique id prefix (at least 4 characters) or unique name."""
     ref = ref.strip()
-    if _HEX.fullmatch(ref):
-        pks = _match(conn, run.c.id == ref) or (
-            _match(conn, run.c.id.startswith(ref, autoescape=True)) if len(ref) >= 4 else []
+    hex_ref = ref.lower()
+    if _HEX.fullmatch(hex_ref):
+        # A range, not LIKE, so the unique index on run.id serves prefixes too; ids are
+        # lowercase hex, so every id starting with the prefix sorts below prefix + "g".
+        pks = _match(conn, run.c.id == hex_ref) or (
+            _match(conn, (run.c.id >= hex_ref) & (run.c.id < hex_ref + "g"))
+            if len(hex_ref) >= 4 else []
         )
         if pks:
             return _one(ref, pks)

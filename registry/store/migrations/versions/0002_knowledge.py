@@ -19,6 +19,7 @@ def upgrade() -> None:
     with op.batch_alter_table("run") as batch:
         batch.add_column(sa.Column("model_family", sa.String(100)))
         batch.add_column(sa.Column("data_key", sa.String(64)))
+    op.create_index("ix_run_name", "run", ["name"])
     op.create_index("ix_run_data_key", "run", ["data_key"])
     op.create_index("ix_run_model_family", "run", ["model_family"])
 
@@ -89,6 +90,7 @@ def downgrade() -> None:
     op.drop_table("mov_definition")
     op.drop_index("ix_run_model_family", "run")
     op.drop_index("ix_run_data_key", "run")
+    op.drop_index("ix_run_name", "run")
     with op.batch_alter_table("run") as batch:
         batch.drop_column("data_key")
         batch.drop_column("model_family")
