@@ -10,6 +10,7 @@ import click
 
 from registry.cli._format import duration, table, timestamp, value
 from registry.cli.compare import compare_command
+from registry.cli.search import search
 from registry.cli.tried import best, similar
 from registry.config import load_workspace
 from registry.entities import RunRecord
@@ -28,6 +29,7 @@ def runs() -> None:
     """Recorded runs: list, show, search, compare, similar, export, import."""
 
 
+runs.add_command(search)
 runs.add_command(compare_command)
 runs.add_command(similar)
 runs.add_command(best)

@@ -10,13 +10,15 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 
-from sqlalchemy import ColumnElement, Connection, select, text
+from sqlalchemy import ColumnElement, Connection, bindparam, select, text, true
 
 from registry.store.schema import param, run, tag
 
 __all__ = ["fts_phrase", "matching", "refresh", "refresh_all"]
 
 _BATCH = 500
+_SQLITE = "SELECT rowid FROM run_fts WHERE run_fts MATCH :phrase"
+_POSTGRES = "SELECT run_pk FROM run_text WHERE tsv @@ plainto_tsquery('simple', :phrase)"
 
 
 def refresh(conn: Connection, run_pks: Sequence[int]) -> None:
@@ -31,14 +33,16 @@ def refresh_all(conn: Connection) -> None:
     refresh(conn, list(conn.execute(select(run.c.pk)).scalars()))
 
 
-def matching(conn: Connection, phrase: str) -> ColumnElement:
-    """A SQL condition on ``run.pk``: the run's text contains ``phrase`` (all its words)."""
-    if conn.dialect.name == "sqlite":
-        sub = text("SELECT rowid FROM run_fts WHERE run_fts MATCH :phrase").bindparams(
-            phrase=fts_phrase(phrase))
+def matching(dialect: str, phrase: str) -> ColumnElement[bool]:
+    """A condition on ``run.pk``: the run's text holds every word of ``phrase`` (an empty
+    phrase matches every run). The phrase is a unique bind, so several can share a query."""
+    if not phrase.strip():
+        return true()
+    if dialect == "sqlite":
+        sql, value = _SQLITE, fts_phrase(phrase)
     else:
-        sub = text("SELECT run_pk FROM run_text WHERE tsv @@ plainto_tsquery('simple', :phrase)"
-                   ).bindparams(phrase=phrase)
+        sql, value = _POSTGRES, phrase
+    sub = text(sql).bindparams(bindparam("phrase", value, unique=True))
     return run.c.pk.in_(sub.columns(pk=run.c.pk.type))
 
 

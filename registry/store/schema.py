@@ -127,6 +127,8 @@ Index(None, run.c.status)
 Index(None, run.c.fingerprint)
 # "runs at this commit".
 Index(None, run.c.git_commit)
+# Newest runs across projects: the default order of `cairn runs list` and of search.
+Index(None, run.c.start_time)
 # Run references by name (`cairn runs show r18-baseline`) and the name filter.
 Index(None, run.c.name)
 # Similarity candidates: "runs on the same data" and "runs of the same model family".

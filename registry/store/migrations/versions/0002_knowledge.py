@@ -20,6 +20,7 @@ def upgrade() -> None:
         batch.add_column(sa.Column("model_family", sa.String(100)))
         batch.add_column(sa.Column("data_key", sa.String(64)))
     op.create_index("ix_run_name", "run", ["name"])
+    op.create_index("ix_run_start_time", "run", ["start_time"])
     op.create_index("ix_run_data_key", "run", ["data_key"])
     op.create_index("ix_run_model_family", "run", ["model_family"])
 
@@ -91,6 +92,7 @@ def downgrade() -> None:
     op.drop_index("ix_run_model_family", "run")
     op.drop_index("ix_run_data_key", "run")
     op.drop_index("ix_run_name", "run")
+    op.drop_index("ix_run_start_time", "run")
     with op.batch_alter_table("run") as batch:
         batch.drop_column("data_key")
         batch.drop_column("model_family")

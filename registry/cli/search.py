@@ -1,0 +1,47 @@
+"""``cairn runs search QUERY``: the registry's query language on the command line."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from registry.cli._format import duration, table, timestamp
+from registry.config import load_workspace
+
+__all__ = ["search"]
+
+
+@click.command("search")
+@click.argument("query", default="")
+@click.option("--sort", help="Field to sort by: started (default, newest first), a metric, "
+                             "params.KEY...; '-field' or 'field desc' for descending.")
+@click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 10_000))
+@click.option("--offset", default=0, type=click.IntRange(0))
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+def search(query: str, sort: str | None, limit: int, offset: int, as_json: bool) -> None:
+    """Runs matching QUERY, e.g. 'val_acc >= 0.9 and params.lr < 1e-3 and "mixup"'.
+
+    Compare fields with = != < <= > >= or ~ (contains): params.KEY, metrics.KEY (or a bare
+    metric name), tags.KEY, data.ROLE (a data hash prefix), and attributes such as owner,
+    status, started, commit. Words or quoted text standing alone search names, questions,
+    notes, conclusions, tags and text params. Join with and, or, not and parentheses.
+    """
+    # Imported here so that runs.py may import this module at its top without a cycle.
+    from registry.cli.runs import _metrics_brief
+    from registry.search import search as run_search
+
+    page = run_search(query, sort=sort, limit=limit, offset=offset, workspace=load_workspace())
+    if as_json:
+        for r in page.runs:
+            click.echo(json.dumps(r.to_dict(), default=str))
+        return
+    if not page.runs:
+        click.echo("no runs match" if offset == 0 else f"no runs match past the first {offset}")
+        return
+    rows = [(r.id[:8], r.project, r.name, r.owner, r.status, timestamp(r.start_time),
+             duration(r.duration), _metrics_brief(r)) for r in page.runs]
+    click.echo(table(["id", "project", "name", "owner", "status", "started", "time", "metrics"],
+                     rows))
+    if page.has_more:
+        click.echo(f"... more: --offset {offset + limit}", err=True)

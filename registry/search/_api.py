@@ -1,0 +1,72 @@
+"""Run a query: on a connection (``search_pks``, ``count``) or on a workspace (``search``)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from sqlalchemy import ColumnElement, Connection, Select, func, select
+
+from registry.config import Workspace, load_workspace
+from registry.entities import RunRecord
+from registry.search._compile import compile_query
+from registry.search._parser import parse
+from registry.search._sort import order
+from registry.store.schema import run
+
+__all__ = ["SearchPage", "count", "search", "search_pks"]
+
+
+@dataclass
+class SearchPage:
+    """One page of results: run summaries (metric summaries, no params or tags) in order."""
+
+    runs: list[RunRecord]
+    query: str
+    sort: str | None
+    limit: int
+    offset: int
+    has_more: bool = field(default=False)
+
+
+def search(query: str = "", *, sort: str | None = None, limit: int = 20, offset: int = 0,
+           workspace: Workspace | None = None) -> SearchPage:
+    """Runs of the workspace that match ``query``, one page of them, sorted by ``sort``
+    (default: newest first). Raises QueryError for a malformed query or sort."""
+    from registry.store import _reads, open_store
+
+    store = open_store((workspace or load_workspace()).store_url)
+    with store.reading() as conn:
+        pks = search_pks(conn, query, sort=sort, limit=limit + 1, offset=offset)
+        runs = _reads.get_runs(conn, pks[:limit], details=False)
+    return SearchPage(runs, query, sort, limit, offset, has_more=len(pks) > limit)
+
+
+def search_pks(conn: Connection, query: str, *, sort: str | None = None, limit: int = 20,
+               offset: int = 0) -> list[int]:
+    """Integer keys of the matching runs, in result order."""
+    return list(conn.execute(_statement(conn, query, sort, limit, offset)).scalars())
+
+
+def count(conn: Connection, query: str) -> int:
+    """How many runs match ``query``."""
+    return conn.execute(_where(select(func.count()).select_from(run), conn, query)).scalar_one()
+
+
+def where(conn: Connection, query: str) -> ColumnElement[bool] | None:
+    """The SQL condition on ``run`` for ``query`` (None for an empty query), to combine with
+    other conditions, such as a dashboard's project filter."""
+    return compile_query(parse(query), query, conn.dialect.name, time.time())
+
+
+def _statement(conn: Connection, query: str, sort: str | None, limit: int,
+               offset: int) -> Select:
+    if limit < 0 or offset < 0:
+        raise ValueError(f"limit and offset must be >= 0, got {limit} and {offset}")
+    stmt = _where(select(run.c.pk), conn, query)
+    return order(stmt, sort).limit(limit).offset(offset)
+
+
+def _where(stmt: Select, conn: Connection, query: str) -> Select:
+    condition = where(conn, query)
+    return stmt if condition is None else stmt.where(condition)

@@ -1,0 +1,73 @@
+"""Sort specs: ``"val_acc"``, ``"-val_acc"``, ``"val_acc desc"``, ``"metrics.loss.min"``,
+``"params.lr"``, ``"started"``... Runs without a value go last either way; ties go newest
+first."""
+
+from __future__ import annotations
+
+import re
+
+from sqlalchemy import ColumnElement, Select, UnaryExpression, and_
+
+from registry.errors import QueryError
+from registry.search._fields import ATTRIBUTES, resolve
+from registry.search._lexer import check_characters
+from registry.store.schema import metric_summary, param, project, run, tag
+
+__all__ = ["DEFAULT_SORT", "order"]
+
+DEFAULT_SORT = "-started"
+_SPEC = re.compile(r"\s*([+-]?)\s*(\S+)(?:\s+(\S+))?\s*")
+
+
+def order(stmt: Select, sort: str | None) -> Select:
+    """``stmt`` (a select from ``run``) joined to what ``sort`` needs, and ordered by it."""
+    spec = DEFAULT_SORT if sort is None or not sort.strip() else sort
+    check_characters(spec)
+    name, pos, descending = _split(spec)
+    field = resolve(name, pos, spec)
+    nullable = True
+    if field.kind == "attribute":
+        attr = ATTRIBUTES[field.key]
+        if field.key == "project":
+            stmt = stmt.join(project, project.c.id == run.c.project_id)
+        keys: list[ColumnElement] = [attr.column]
+        nullable = attr.nullable
+    elif field.kind == "metric":
+        summary = metric_summary.alias("sort_metric")
+        stmt = stmt.outerjoin(summary, and_(summary.c.run_pk == run.c.pk,
+                                            summary.c.key == field.key))
+        keys = [summary.c[field.part]]
+    elif field.kind == "param":
+        value = param.alias("sort_param")
+        stmt = stmt.outerjoin(value, and_(value.c.run_pk == run.c.pk, value.c.key == field.key))
+        keys = [value.c.value_num, value.c.value_text]
+    elif field.kind == "tag":
+        value = tag.alias("sort_tag")
+        stmt = stmt.outerjoin(value, and_(value.c.run_pk == run.c.pk, value.c.key == field.key))
+        keys = [value.c.value]
+    else:
+        raise QueryError(spec, pos, "a field to sort by: an attribute, a metric, params.KEY or "
+                                    "tags.KEY")
+    ordered = [_direction(k, descending, nullable) for k in keys]
+    ties = [run.c.pk.desc()] if keys[0] is run.c.start_time else [
+        run.c.start_time.desc(), run.c.pk.desc()]
+    return stmt.order_by(*ordered, *ties)
+
+
+def _split(spec: str) -> tuple[str, int, bool]:
+    """(field name, its position, descending?) of a sort spec."""
+    match = _SPEC.fullmatch(spec)
+    if match is None:
+        raise QueryError(spec, 0, "a field to sort by, optionally with '-' or ' desc'")
+    sign, name, word = match.group(1), match.group(2), match.group(3)
+    if word is not None and word.lower() not in ("asc", "desc"):
+        raise QueryError(spec, match.start(3), "'asc' or 'desc' after the sort field")
+    if sign and word is not None:
+        raise QueryError(spec, match.start(3), "either a '-' / '+' sign or 'asc' / 'desc'")
+    descending = sign == "-" or (word is not None and word.lower() == "desc")
+    return name, match.start(2), descending
+
+
+def _direction(key: ColumnElement, descending: bool, nullable: bool) -> UnaryExpression:
+    ordered = key.desc() if descending else key.asc()
+    return ordered.nulls_last() if nullable else ordered
