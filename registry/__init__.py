@@ -6,8 +6,12 @@
         run.log_metric("loss", loss, step=step)
 
 Importing this package loads only the standard library; the store (SQLAlchemy), DVC and
-MLflow are imported when first used.
+MLflow are imported when first used. The knowledge layer is reached from here too:
+``registry.search(query)``, ``registry.compare(refs)``, ``registry.similar(run)``,
+``registry.best_prior(data, metric)``, ``registry.mov_progress(project)``.
 """
+
+import importlib
 
 from registry import errors as errors
 from registry.client import get_run as get_run
@@ -23,16 +27,46 @@ from registry.tracking import start_run as start_run
 
 __version__ = "0.1.0"
 
+# Loaded on first use (PEP 562), so `import registry` stays light.
+_LAZY = {
+    "search": "registry.query",
+    "compare": "registry.comparison",
+    "similar": "registry.similarity",
+    "best_prior": "registry.similarity",
+    "define_mov": "registry.mov",
+    "record_mov": "registry.mov",
+    "mov_progress": "registry.mov",
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'registry' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_LAZY])
+
 __all__ = [
     "Run",
     "RunRecord",
     "RunStatus",
     "Workspace",
     "active_run",
+    "best_prior",
+    "compare",
+    "define_mov",
     "errors",
     "get_run",
     "list_runs",
     "load_workspace",
     "metric_history",
+    "mov_progress",
+    "record_mov",
+    "search",
+    "similar",
     "start_run",
 ]

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 import registry
 from registry.cli.compare import compare_command
-from registry.compare import MISSING, CompareError, compare
+from registry.comparison import MISSING, CompareError, compare
 from registry.entities import DatasetUse
 from registry.errors import RunNotFoundError
 from registry.store import SqlStore

@@ -20,8 +20,8 @@ from registry.cli.runs import runs as runs_group
 from registry.cli.search import search as search_command
 from registry.entities import DatasetUse
 from registry.errors import QueryError
-from registry.search import count, search, search_pks
-from registry.search._api import _statement
+from registry.query import count, search, search_pks
+from registry.query._api import _statement
 from registry.store import SqlStore, open_store
 from registry.store.schema import run as run_table
 

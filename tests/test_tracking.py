@@ -225,3 +225,8 @@ def test_local_state_never_shows_as_untracked_code(slow_workspace, tmp_dir, monk
     assert (repo / ".cairn").is_dir()
     assert r.code["dirty"] is False and r.code["untracked"] == []
     assert git(repo, "status", "--porcelain") == ""
+
+
+@pytest.mark.parametrize("name", sorted(registry._LAZY))
+def test_the_knowledge_layer_is_reachable_from_the_package(name):
+    assert callable(getattr(registry, name)) and name in registry.__all__

@@ -11,7 +11,7 @@ from typing import Any
 import click
 
 from registry.cli._format import table, timestamp, value
-from registry.compare import MISSING, Comparison, compare, same
+from registry.comparison import MISSING, Comparison, compare, same
 from registry.config import load_workspace
 from registry.entities import RunRecord
 from registry.errors import CairnError

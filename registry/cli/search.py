@@ -29,7 +29,7 @@ def search(query: str, sort: str | None, limit: int, offset: int, as_json: bool)
     """
     # Imported here so that runs.py may import this module at its top without a cycle.
     from registry.cli.runs import _metrics_brief
-    from registry.search import search as run_search
+    from registry.query import search as run_search
 
     page = run_search(query, sort=sort, limit=limit, offset=offset, workspace=load_workspace())
     if as_json:

@@ -1,6 +1,6 @@
 """Compare runs side by side: params, metrics, aligned histories, code, data and machine.
 
-    from registry.compare import compare
+    from registry.comparison import compare
     c = compare(["r18-baseline", "3f2a9c1e"])
     c.param_differences            # ['lr', 'optimizer.name']
     c.histories["val_loss"]        # AlignedHistory(steps=[...], values=[[...], [...]])

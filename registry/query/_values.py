@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 
 from registry.entities import RunStatus
 from registry.errors import QueryError
-from registry.search._parser import Value
+from registry.query._parser import Value
 from registry.store.schema import RUN_STATUSES
 
 __all__ = ["STATUSES", "boolean", "seconds", "status", "time_span"]

@@ -1,7 +1,7 @@
 """One query language for runs, shared by the Python API, ``cairn runs search`` and the
 dashboard::
 
-    from registry.search import search
+    from registry.query import search
     page = search('val_acc >= 0.9 and params.lr < 1e-3 and data.train = 61c531c3 "mixup"',
                   sort="-val_acc", limit=20)
 
@@ -10,14 +10,14 @@ Comparisons ``FIELD OP VALUE`` (OP: ``= == != < <= > >= ~``, ``~`` is case-insen
 (or nothing), ``or``, ``not`` and parentheses; ``not`` binds tightest, then ``and``, then
 ``or``. Fields: ``params.KEY``, ``metrics.KEY[.last|.min|.max|.count]`` or a bare metric name,
 ``tags.KEY``, ``data[.ROLE][.hash|.path]``, and the run attributes in
-:data:`registry.search.ATTRIBUTES`. See ``README.md`` for the full grammar.
+:data:`registry.query.ATTRIBUTES`. See ``README.md`` for the full grammar.
 """
 
-from registry.search._api import SearchPage as SearchPage
-from registry.search._api import count as count
-from registry.search._api import search as search
-from registry.search._api import search_pks as search_pks
-from registry.search._api import where as where
-from registry.search._fields import ATTRIBUTES as ATTRIBUTES
+from registry.query._api import SearchPage as SearchPage
+from registry.query._api import count as count
+from registry.query._api import search as search
+from registry.query._api import search_pks as search_pks
+from registry.query._api import where as where
+from registry.query._fields import ATTRIBUTES as ATTRIBUTES
 
 __all__ = ["ATTRIBUTES", "SearchPage", "count", "search", "search_pks", "where"]

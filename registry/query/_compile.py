@@ -20,9 +20,9 @@ from sqlalchemy import ColumnElement, Double, Select, and_, literal, not_, or_, 
 
 from registry.entities import RunStatus
 from registry.errors import QueryError
-from registry.search import _values
-from registry.search._fields import ATTRIBUTES, Field, resolve
-from registry.search._parser import And, Compare, Node, Not, Or, Text
+from registry.query import _values
+from registry.query._fields import ATTRIBUTES, Field, resolve
+from registry.query._parser import And, Compare, Node, Not, Or, Text
 from registry.store._textindex import matching as text_match
 from registry.store.schema import dataset, metric_summary, param, project, run, run_dataset, tag
 

@@ -9,9 +9,9 @@ from sqlalchemy import ColumnElement, Connection, Select, func, select
 
 from registry.config import Workspace, load_workspace
 from registry.entities import RunRecord
-from registry.search._compile import compile_query
-from registry.search._parser import parse
-from registry.search._sort import order
+from registry.query._compile import compile_query
+from registry.query._parser import parse
+from registry.query._sort import order
 from registry.store.schema import run
 
 __all__ = ["SearchPage", "count", "search", "search_pks"]

@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 
 from registry.errors import QueryError
-from registry.search._lexer import Token, tokenize
+from registry.query._lexer import Token, tokenize
 
 __all__ = ["And", "Compare", "Node", "Not", "Or", "Text", "Value", "parse"]
 

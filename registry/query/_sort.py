@@ -9,8 +9,8 @@ import re
 from sqlalchemy import ColumnElement, Select, UnaryExpression, and_
 
 from registry.errors import QueryError
-from registry.search._fields import ATTRIBUTES, resolve
-from registry.search._lexer import check_characters
+from registry.query._fields import ATTRIBUTES, resolve
+from registry.query._lexer import check_characters
 from registry.store.schema import metric_summary, param, project, run, tag
 
 __all__ = ["DEFAULT_SORT", "order"]
