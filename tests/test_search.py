@@ -281,9 +281,9 @@ def test_malformed_sorts(workspace, sort, position, expected):
 
 
 @pytest.mark.parametrize(("query", "index"), [
-    ("params.lr < 1e-3", "ix_param_key_value_num (key=? AND value_num<?)"),
-    ("val_acc >= 0.9", "ix_metric_summary_key_last (key=? AND last>?)"),
-    ("tags.team = vision", "ix_tag_key_value (key=? AND value=?)"),
+    ("params.lr < 1e-3", "ix_param_key_value_num_run_pk (key=? AND value_num<?)"),
+    ("val_acc >= 0.9", "ix_metric_summary_key_last_run_pk (key=? AND last>?)"),
+    ("tags.team = vision", "ix_tag_key_value_run_pk (key=? AND value=?)"),
     ("data.train = 61c5", "ix_dataset_hash_path (hash>? AND hash<?)"),
     ("data.train = 61c5", "ix_run_dataset_dataset_id (dataset_id=?)"),
     ("id = abc", "sqlite_autoindex_run_1 (id>? AND id<?)"),

@@ -131,9 +131,9 @@ Index(None, run.c.git_commit)
 Index(None, run.c.start_time)
 # Run references by name (`cairn runs show r18-baseline`) and the name filter.
 Index(None, run.c.name)
-# Similarity candidates: "runs on the same data" and "runs of the same model family".
-Index(None, run.c.data_key)
-Index(None, run.c.model_family)
+# Similarity candidates, newest first: "runs on the same data", "runs of the same family".
+Index(None, run.c.data_key, run.c.start_time)
+Index(None, run.c.model_family, run.c.start_time)
 
 param = Table(
     "param",
@@ -146,8 +146,9 @@ param = Table(
     PrimaryKeyConstraint("run_pk", "key"),
     _enum_check("vtype", PARAM_TYPES, "vtype"),
 )
-# Range and equality filters on numeric params: "params.lr < 1e-3".
-Index(None, param.c.key, param.c.value_num)
+# Range and equality filters on numeric params: "params.lr < 1e-3". run_pk makes it covering:
+# the filter's run list comes from the index alone, with no table lookups.
+Index(None, param.c.key, param.c.value_num, param.c.run_pk)
 
 tag = Table(
     "tag",
@@ -157,8 +158,8 @@ tag = Table(
     Column("value", Text, nullable=False),
     PrimaryKeyConstraint("run_pk", "key"),
 )
-# "runs tagged key=value" filters.
-Index(None, tag.c.key, tag.c.value)
+# "runs tagged key=value" filters (covering, like the param index).
+Index(None, tag.c.key, tag.c.value, tag.c.run_pk)
 
 # Metric history, many points per row (see ``_chunks``): packed steps, values and times.
 metric_chunk = Table(
@@ -193,8 +194,8 @@ metric_summary = Table(
     Column("nonfinite_count", BigInteger, nullable=False),
     PrimaryKeyConstraint("run_pk", "key"),
 )
-# Filter and sort runs by a metric: "val_acc >= 0.9 order by val_acc".
-Index(None, metric_summary.c.key, metric_summary.c.last)
+# Filter and sort runs by a metric: "val_acc >= 0.9 order by val_acc" (covering).
+Index(None, metric_summary.c.key, metric_summary.c.last, metric_summary.c.run_pk)
 
 dataset = Table(
     "dataset",

@@ -91,7 +91,7 @@ def upgrade() -> None:
             "vtype IN ('int', 'float', 'bool', 'str', 'null', 'json')", name="ck_param_vtype"
         ),
     )
-    op.create_index("ix_param_key_value_num", "param", ["key", "value_num"])
+    op.create_index("ix_param_key_value_num_run_pk", "param", ["key", "value_num", "run_pk"])
 
     op.create_table(
         "tag",
@@ -103,7 +103,7 @@ def upgrade() -> None:
             ["run_pk"], ["run.pk"], name="fk_tag_run_pk_run", ondelete="CASCADE"
         ),
     )
-    op.create_index("ix_tag_key_value", "tag", ["key", "value"])
+    op.create_index("ix_tag_key_value_run_pk", "tag", ["key", "value", "run_pk"])
 
     op.create_table(
         "metric_chunk",
@@ -139,7 +139,8 @@ def upgrade() -> None:
             ["run_pk"], ["run.pk"], name="fk_metric_summary_run_pk_run", ondelete="CASCADE"
         ),
     )
-    op.create_index("ix_metric_summary_key_last", "metric_summary", ["key", "last"])
+    op.create_index("ix_metric_summary_key_last_run_pk", "metric_summary",
+                    ["key", "last", "run_pk"])
 
     op.create_table(
         "dataset",

@@ -21,8 +21,8 @@ def upgrade() -> None:
         batch.add_column(sa.Column("data_key", sa.String(64)))
     op.create_index("ix_run_name", "run", ["name"])
     op.create_index("ix_run_start_time", "run", ["start_time"])
-    op.create_index("ix_run_data_key", "run", ["data_key"])
-    op.create_index("ix_run_model_family", "run", ["model_family"])
+    op.create_index("ix_run_data_key_start_time", "run", ["data_key", "start_time"])
+    op.create_index("ix_run_model_family_start_time", "run", ["model_family", "start_time"])
 
     op.create_table(
         "mov_definition",
@@ -89,8 +89,8 @@ def downgrade() -> None:
         op.execute("DROP TABLE run_text")
     op.drop_table("mov_measurement")
     op.drop_table("mov_definition")
-    op.drop_index("ix_run_model_family", "run")
-    op.drop_index("ix_run_data_key", "run")
+    op.drop_index("ix_run_model_family_start_time", "run")
+    op.drop_index("ix_run_data_key_start_time", "run")
     op.drop_index("ix_run_name", "run")
     op.drop_index("ix_run_start_time", "run")
     with op.batch_alter_table("run") as batch:
