@@ -88,6 +88,8 @@ def param_similarity(a: ParamValue | None, b: ParamValue | None) -> float:
     """1 for equal values, 0 for unrelated ones; numbers by their ratio (10x apart -> 0)."""
     if a is None or b is None:
         return 0.0
+    if a == b:
+        return 1.0
     if a.number is not None and b.number is not None and a.vtype != "bool":
         x, y = a.number, b.number
         if x == y:

@@ -12,6 +12,7 @@ import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from registry._fingerprint import (
@@ -28,6 +29,7 @@ from registry.entities import MetricSummary, RunRecord
 __all__ = ["Prior", "RunSpec", "best_prior", "primary_metric", "similar", "spec_of"]
 
 SIMILAR_ENOUGH = 0.8  # scores at or above this are reported at run start
+DATA_WEIGHT, FAMILY_WEIGHT, PARAMS_WEIGHT = 0.4, 0.3, 0.3
 _MAXIMISE = re.compile(r"acc|f1|map|auc|precision|recall|iou|dice|score|r2", re.I)
 _MINIMISE = re.compile(r"loss|err|mae|mse|rmse|wer|cer|ppl|perplexity", re.I)
 
@@ -41,22 +43,28 @@ class RunSpec:
     code: Mapping[str, Any] = field(default_factory=dict)
     ignore: tuple[str, ...] = ()
 
-    @property
+    @cached_property
     def fingerprint(self) -> str:
         return fingerprint(self.code, self.params, self.data, self.ignore)
 
-    @property
+    @cached_property
     def family(self) -> str | None:
         return model_family({k: p.value() for k, p in self.params.items() if p.vtype == "str"})
 
-    @property
+    @cached_property
     def data_key(self) -> str | None:
         return data_key(h for _, h, _ in self.data)
+
+    @cached_property
+    def compared(self) -> dict[str, ParamValue]:
+        """The params that count when comparing runs (``ignore`` left out)."""
+        return {k: p for k, p in self.params.items() if k not in self.ignore}
 
 
 @dataclass(frozen=True)
 class Prior:
-    """An earlier run related to the one at hand."""
+    """An earlier run related to the one at hand (``run`` carries metric summaries; the
+    differing params are in ``differences``; ``registry.get_run`` has the rest)."""
 
     run: RunRecord
     score: float
@@ -98,51 +106,74 @@ def similar(run_or_spec: str | RunSpec, *, limit: int = 10, min_score: float = 0
     store = open_store(ws.store_url)
     exclude = None
     if isinstance(run_or_spec, str):
-        record = store.get_run(run_or_spec)
-        exclude = store.resolve(record.id)
-        run_or_spec = spec_of(record, _ignored(ws))
+        exclude = store.resolve(run_or_spec)
+        run_or_spec = spec_of(store.get_run(exclude), _ignored(ws))
     return find_priors(store, run_or_spec, exclude=exclude, limit=limit, min_score=min_score)
 
 
 def find_priors(store, spec: RunSpec, *, exclude: int | None = None, limit: int = 10,
                 min_score: float = 0.5) -> list[Prior]:
-    """Score candidate runs against ``spec``; used by ``similar`` and at run start."""
+    """Score candidate runs against ``spec``; used by ``similar`` and at run start.
+
+    Candidates are taken in tiers of their coarse score (data and family): params, which can
+    add at most ``PARAMS_WEIGHT``, are read and compared only for tiers that can still make
+    the list, so the cost stays flat however many runs share the data.
+    """
     from registry.store import _reads, _similar
 
     with store.reading() as conn:
         exact = set(_similar.same_fingerprint(conn, spec.fingerprint, exclude=exclude))
         pool = list(dict.fromkeys([*exact, *_similar.candidates(
             conn, data_key=spec.data_key, family=spec.family, exclude=exclude)]))
-        params, keys = _similar.params_of(conn, pool), _similar.keys_of(conn, pool)
-        scored = []
-        for pk in pool:
-            score, reasons = (1.0, ["same code, params and data"]) if pk in exact else \
-                _score(spec, params.get(pk, {}), keys[pk])
-            if score >= min_score:
-                scored.append((score, pk, reasons))
+        keys = _similar.keys_of(conn, pool)
+        scored = [(1.0, pk, ["same code, params and data"]) for pk in sorted(exact)]
+        params: dict[int, dict[str, ParamValue]] = {}
+        for tier, pks in _tiers(spec, [pk for pk in pool if pk not in exact], keys):
+            floor = sorted(s for s, _, _ in scored)[-limit] if len(scored) >= limit else 0.0
+            if tier + PARAMS_WEIGHT < max(min_score, floor):
+                break
+            params.update(_similar.params_of(conn, pks))
+            for pk in pks:
+                closeness, reasons = _closeness(spec, params.get(pk, {}))
+                score = tier + PARAMS_WEIGHT * closeness
+                if score >= min_score:
+                    scored.append((score, pk, _coarse(spec, keys[pk])[1] + reasons))
         scored.sort(key=lambda s: (-s[0], -s[1]))
         scored = scored[:limit]
-        records = _reads.get_runs(conn, [pk for _, pk, _ in scored])
+        records = _reads.get_runs(conn, [pk for _, pk, _ in scored], details=False)
     return [Prior(record, round(score, 3), pk in exact, tuple(reasons),
                   {} if pk in exact else _differences(spec, params.get(pk, {})))
             for (score, pk, reasons), record in zip(scored, records, strict=True)]
 
 
-def _score(spec: RunSpec, theirs: Mapping[str, ParamValue],
-           keys: tuple[str | None, str | None]) -> tuple[float, list[str]]:
+def _tiers(spec: RunSpec, pks: list[int], keys: Mapping[int, tuple[str | None, str | None]]):
+    """Candidates grouped by coarse score, best tier first."""
+    by_tier: dict[float, list[int]] = {}
+    for pk in pks:
+        by_tier.setdefault(_coarse(spec, keys[pk])[0], []).append(pk)
+    return sorted(by_tier.items(), reverse=True)
+
+
+def _coarse(spec: RunSpec, keys: tuple[str | None, str | None]) -> tuple[float, list[str]]:
     their_data, their_family = keys
     score, reasons = 0.0, []
     if spec.data_key and their_data == spec.data_key:
-        score += 0.4
+        score += DATA_WEIGHT
         reasons.append("same data")
     if spec.family and their_family == spec.family:
-        score += 0.3
+        score += FAMILY_WEIGHT
         reasons.append(f"same model family ({their_family})")
-    names = [k for k in set(spec.params) | set(theirs) if k not in spec.ignore]
-    closeness = (sum(param_similarity(spec.params.get(k), theirs.get(k)) for k in names)
-                 / len(names)) if names else 1.0
-    reasons.append(f"params {closeness:.0%} alike")
-    return score + 0.3 * closeness, reasons
+    return score, reasons
+
+
+def _closeness(spec: RunSpec, theirs: Mapping[str, ParamValue]) -> tuple[float, list[str]]:
+    mine = spec.compared
+    names = mine.keys() | {k for k in theirs if k not in spec.ignore}
+    # Most params of a similar run are equal: count those at C speed, score only the rest.
+    same = mine.items() & theirs.items()
+    rest = sum(param_similarity(p, theirs.get(k)) for k, p in mine.items() if (k, p) not in same)
+    closeness = (len(same) + rest) / len(names) if names else 1.0
+    return closeness, [f"params {closeness:.0%} alike"]
 
 
 def _differences(spec: RunSpec, theirs: Mapping[str, ParamValue]) -> dict[str, tuple[Any, Any]]:

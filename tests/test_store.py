@@ -129,3 +129,14 @@ def test_a_store_from_revision_0001_upgrades_with_its_data(store_url):
         assert [h[0] for h in hits] == ["a" * 32]
         assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == \
             SCHEMA_REVISION
+
+
+def test_check_constraints_carry_the_names_in_code(store_url):
+    from sqlalchemy import CheckConstraint
+
+    store = SqlStore(store_url)
+    insp = inspect(store.engine)
+    for table in metadata.sorted_tables:
+        expected = {c.name for c in table.constraints if isinstance(c, CheckConstraint)}
+        found = {c["name"] for c in insp.get_check_constraints(table.name)}
+        assert found == expected, table.name

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from sqlalchemy import Connection, Select, select, union
 
 from registry._params import ParamValue
-from registry.store.schema import dataset, metric_summary, param, project, run, run_dataset
+from registry.store.schema import dataset, metric_summary, project, run, run_dataset
 
 __all__ = ["best_on_data", "candidates", "keys_of", "params_of", "same_fingerprint"]
 
@@ -22,9 +22,13 @@ def same_fingerprint(conn: Connection, fingerprint: str, *, exclude: int | None 
 
 
 def candidates(conn: Connection, *, data_key: str | None, family: str | None,
-               exclude: int | None = None, limit: int = 200) -> list[int]:
-    """The newest runs on the same data or of the same model family (each side indexed)."""
+               exclude: int | None = None, limit: int = 40) -> list[int]:
+    """The newest runs on the same data and family, on the same data, and of the same family
+    (``limit`` of each, every one read from a (key, start_time) index)."""
     parts: list[Select] = []
+    if data_key and family:
+        parts.append(_newest((run.c.data_key == data_key) & (run.c.model_family == family),
+                             limit))
     if data_key:
         parts.append(_newest(run.c.data_key == data_key, limit))
     if family:
@@ -43,10 +47,19 @@ def _newest(condition, limit: int) -> Select:
 def params_of(conn: Connection, pks: Sequence[int]) -> dict[int, dict[str, ParamValue]]:
     """Typed params of several runs."""
     out: dict[int, dict[str, ParamValue]] = defaultdict(dict)
-    query = select(param.c.run_pk, param.c.key, param.c.vtype, param.c.value_text,
-                   param.c.value_num).where(param.c.run_pk.in_(list(pks)))
-    for pk, key, vtype, text, number in conn.execute(query):
-        out[pk][key] = ParamValue(vtype, text, number)
+    if not pks:
+        return out
+    # Thousands of rows: plain driver rows, without SQLAlchemy's per-row result processing.
+    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    sql = ("SELECT run_pk, key, vtype, value_text, value_num FROM param WHERE run_pk IN ("
+           + ", ".join([mark] * len(pks)) + ")")
+    cursor = conn.connection.dbapi_connection.cursor()
+    try:
+        cursor.execute(sql, [int(pk) for pk in pks])
+        for pk, key, vtype, text, number in cursor.fetchall():
+            out[pk][key] = ParamValue(vtype, text, number)
+    finally:
+        cursor.close()
     return out
 
 

@@ -145,6 +145,8 @@ param = Table(
     Column("value_num", Double),
     PrimaryKeyConstraint("run_pk", "key"),
     _enum_check("vtype", PARAM_TYPES, "vtype"),
+    # Clustered by run on SQLite: "all params of these runs" reads contiguous rows.
+    sqlite_with_rowid=False,
 )
 # Range and equality filters on numeric params: "params.lr < 1e-3". run_pk makes it covering:
 # the filter's run list comes from the index alone, with no table lookups.
@@ -157,6 +159,7 @@ tag = Table(
     Column("key", String(250), nullable=False),
     Column("value", Text, nullable=False),
     PrimaryKeyConstraint("run_pk", "key"),
+    sqlite_with_rowid=False,
 )
 # "runs tagged key=value" filters (covering, like the param index).
 Index(None, tag.c.key, tag.c.value, tag.c.run_pk)
@@ -193,6 +196,7 @@ metric_summary = Table(
     Column("count", BigInteger, nullable=False),
     Column("nonfinite_count", BigInteger, nullable=False),
     PrimaryKeyConstraint("run_pk", "key"),
+    sqlite_with_rowid=False,
 )
 # Filter and sort runs by a metric: "val_acc >= 0.9 order by val_acc" (covering).
 Index(None, metric_summary.c.key, metric_summary.c.last, metric_summary.c.run_pk)

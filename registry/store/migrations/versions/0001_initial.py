@@ -67,7 +67,7 @@ def upgrade() -> None:
             ["project_id"], ["project.id"], name="fk_run_project_id_project", ondelete="RESTRICT"
         ),
         sa.CheckConstraint(
-            "status IN ('RUNNING', 'FINISHED', 'FAILED', 'KILLED')", name="ck_run_status"
+            "status IN ('RUNNING', 'FINISHED', 'FAILED', 'KILLED')", name=op.f("ck_run_status")
         ),
     )
     op.create_index("ix_run_project_id_start_time", "run", ["project_id", "start_time"])
@@ -88,8 +88,9 @@ def upgrade() -> None:
             ["run_pk"], ["run.pk"], name="fk_param_run_pk_run", ondelete="CASCADE"
         ),
         sa.CheckConstraint(
-            "vtype IN ('int', 'float', 'bool', 'str', 'null', 'json')", name="ck_param_vtype"
+            "vtype IN ('int', 'float', 'bool', 'str', 'null', 'json')", name=op.f("ck_param_vtype")
         ),
+        sqlite_with_rowid=False,
     )
     op.create_index("ix_param_key_value_num_run_pk", "param", ["key", "value_num", "run_pk"])
 
@@ -102,6 +103,7 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(
             ["run_pk"], ["run.pk"], name="fk_tag_run_pk_run", ondelete="CASCADE"
         ),
+        sqlite_with_rowid=False,
     )
     op.create_index("ix_tag_key_value_run_pk", "tag", ["key", "value", "run_pk"])
 
@@ -138,6 +140,7 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(
             ["run_pk"], ["run.pk"], name="fk_metric_summary_run_pk_run", ondelete="CASCADE"
         ),
+        sqlite_with_rowid=False,
     )
     op.create_index("ix_metric_summary_key_last_run_pk", "metric_summary",
                     ["key", "last", "run_pk"])

@@ -40,7 +40,8 @@ def upgrade() -> None:
         sa.UniqueConstraint("project_id", "name", name="uq_mov_definition_project_id_name"),
         sa.ForeignKeyConstraint(["project_id"], ["project.id"],
                                 name="fk_mov_definition_project_id_project", ondelete="CASCADE"),
-        sa.CheckConstraint("direction IN ('higher', 'lower')", name="ck_mov_definition_direction"),
+        sa.CheckConstraint("direction IN ('higher', 'lower')",
+                           name=op.f("ck_mov_definition_direction")),
     )
     op.create_table(
         "mov_measurement",
