@@ -60,9 +60,12 @@ def test_import_with_bad_lines_exits_non_zero(cairn):
 
 
 def _commands(group, prefix=()):
+    """Every command path, plugin groups (loaded through entry points) included."""
     import click
 
-    for name, command in group.commands.items():
+    ctx = click.Context(group)
+    for name in group.list_commands(ctx):
+        command = group.get_command(ctx, name)
         path = (*prefix, name)
         yield " ".join(path)
         if isinstance(command, click.Group):

@@ -1,0 +1,50 @@
+"""The zoo's functions: one interface over every model source."""
+
+from __future__ import annotations
+
+import builtins
+from pathlib import Path
+from typing import Any
+
+from zoo._info import ModelInfo
+from zoo._registry import get_source, resolve, source_names
+
+__all__ = ["create", "info", "list", "list_sources"]
+
+
+def list(query: str | None = None, source: str | None = None, *,
+         pretrained_only: bool = False, available_only: bool = False) -> builtins.list[ModelInfo]:
+    """Models of every source (or of ``source``) whose name matches ``query``: a
+    case-insensitive substring, or a glob such as ``"resnet5*"``.
+
+    ``pretrained_only`` keeps models with published pretrained weights; ``available_only``
+    those whose weights are on this machine. Parameter counts are None here (see :func:`info`).
+    """
+    return [entry for name in ([source] if source else source_names())
+            for entry in get_source(name).list(query)
+            if (entry.has_pretrained or not pretrained_only)
+            and (entry.weights_available or not available_only)]
+
+
+def info(name: str) -> ModelInfo:
+    """Everything the zoo knows about ``name``, its parameter count included."""
+    src, local_name = resolve(name)
+    return src.info(local_name)
+
+
+def create(name: str, num_classes: int, pretrained: bool = True,
+           weights: str | Path | None = None) -> Any:
+    """A model with a fresh ``num_classes`` head, ready to fine-tune.
+
+    Pretrained weights load from local files only (``weights=`` or the weights convention,
+    see ``zoo.info(name).weights_location``); when they are missing this raises
+    :class:`~zoo.errors.WeightsNotFoundError` saying what to put where. ``pretrained=False``
+    is the only way to get random initialisation. The model carries ``cairn_info``.
+    """
+    src, local_name = resolve(name)
+    return src.create(local_name, num_classes, pretrained=pretrained, weights=weights)
+
+
+def list_sources() -> builtins.list[str]:
+    """Names of the registered model sources, the default (timm) first."""
+    return source_names()

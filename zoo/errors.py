@@ -1,0 +1,82 @@
+"""Typed errors of the model zoo. Each says how to fix the input."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from registry.errors import CairnError
+
+__all__ = [
+    "NoClassifierError",
+    "SourceUnavailableError",
+    "UnknownModelError",
+    "UnknownSourceError",
+    "WeightsMismatchError",
+    "WeightsNotFoundError",
+    "ZooError",
+]
+
+
+class ZooError(CairnError):
+    """Base class of the zoo's errors."""
+
+
+class UnknownModelError(ZooError):
+    """No source knows this model name."""
+
+    def __init__(self, name: str, suggestions: Sequence[str] = ()) -> None:
+        self.name, self.suggestions = name, list(suggestions)
+        hint = f"; did you mean {', '.join(self.suggestions[:5])}?" if self.suggestions else ""
+        super().__init__(
+            f"unknown model {name!r}{hint} Names: timm names such as 'resnet50.a1_in1k', "
+            "'tfhub:<handle or SavedModel path>', 'catalog:<name>[@version]'"
+        )
+
+
+class UnknownSourceError(ZooError):
+    """A name or ``source=`` names a model source that is not registered."""
+
+    def __init__(self, source: str, known: Sequence[str] = ()) -> None:
+        self.source, self.known = source, list(known)
+        super().__init__(
+            f"no model source {source!r} is available; available: {', '.join(self.known) or '-'}"
+        )
+
+
+class WeightsNotFoundError(ZooError):
+    """Pretrained weights were asked for and are not on this machine (nothing is downloaded)."""
+
+    def __init__(self, name: str, expected: str, hint: str = "") -> None:
+        self.name, self.expected, self.hint = name, expected, hint
+        super().__init__(
+            f"pretrained weights for {name!r} are not on this machine: put them at {expected}"
+            + (f" ({hint})" if hint else "")
+            + ", pass weights=PATH, or use pretrained=False to train from scratch"
+        )
+
+
+class SourceUnavailableError(ZooError):
+    """A model source needs a package that is not installed."""
+
+    def __init__(self, source: str, package: str) -> None:
+        self.source, self.package = source, package
+        super().__init__(f"the {source} source needs {package}: pip install 'cairn[{source}]'")
+
+
+class WeightsMismatchError(ZooError):
+    """A weights file exists but cannot be loaded into the model it was given for."""
+
+    def __init__(self, name: str, path: str, detail: str) -> None:
+        self.name, self.path, self.detail = name, path, detail
+        super().__init__(f"weights file {path} does not fit model {name!r}: {detail}")
+
+
+class NoClassifierError(ZooError):
+    """The model has no classifier head to give ``num_classes`` outputs (a feature encoder)."""
+
+    def __init__(self, name: str, num_classes: int) -> None:
+        self.name, self.num_classes = name, num_classes
+        super().__init__(
+            f"model {name!r} is a feature encoder without a classifier head, so it cannot have "
+            f"{num_classes} classes: create it with num_classes=0 and put a head on its features"
+        )
