@@ -3,8 +3,10 @@ input, on SQLite and PostgreSQL, through the Python API and ``cairn runs search`
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
+import random
 import time
 from datetime import datetime
 
@@ -12,17 +14,19 @@ import pytest
 from click.testing import CliRunner
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import func, inspect, select
+from sqlalchemy import event, func, inspect, select
 
 import registry
+from registry._params import typed_value
 from registry.cli import cli
 from registry.cli.runs import runs as runs_group
 from registry.cli.search import search as search_command
-from registry.entities import DatasetUse
+from registry.entities import DatasetUse, MetricSummary
 from registry.errors import QueryError
-from registry.query import count, search, search_pks
-from registry.query._api import _statement
-from registry.store import SqlStore, open_store
+from registry.query import _plan, count, search, search_pks, where
+from registry.query._plan import Policy
+from registry.query._sort import order, parse_sort
+from registry.store import SqlStore, _textindex, _writes, open_store
 from registry.store.schema import run as run_table
 
 HASH_TRAIN, HASH_VAL, HASH_OTHER = "61c531c3" + "0" * 24, "77aa" + "1" * 28, "9f00" + "2" * 28
@@ -280,6 +284,28 @@ def test_malformed_sorts(workspace, sort, position, expected):
     assert caught.value.position == position and expected in caught.value.expected
 
 
+def _plans(store: SqlStore, query: str, sort: str | None, policy: Policy) -> list[list[str]]:
+    """The SQLite query plan of every statement ``search_pks`` runs for ``query``."""
+    statements = []
+
+    def grab(_conn, _cursor, statement, parameters, _context, _many) -> None:
+        statements.append((statement, parameters))
+
+    event.listen(store.engine, "before_cursor_execute", grab)
+    try:
+        with store.reading() as conn:
+            search_pks(conn, query, sort=sort, limit=20, policy=policy)
+    finally:
+        event.remove(store.engine, "before_cursor_execute", grab)
+    with store.reading() as conn:
+        return [[row[3] for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}", params)]
+                for sql, params in statements if sql.lstrip().startswith("SELECT")]
+
+
+DRIVE = Policy(drive_cost=0, estimate=True)  # drive from the smallest countable condition
+WALK = Policy(drive_cost=math.inf, estimate=True)  # walk the sort order, unbounded
+
+
 @pytest.mark.parametrize(("query", "index"), [
     ("params.lr < 1e-3", "ix_param_key_value_num_run_pk (key=? AND value_num<?)"),
     ("val_acc >= 0.9", "ix_metric_summary_key_last_run_pk (key=? AND last>?)"),
@@ -289,18 +315,62 @@ def test_malformed_sorts(workspace, sort, position, expected):
     ("id = abc", "sqlite_autoindex_run_1 (id>? AND id<?)"),
     ("commit = ab", "ix_run_git_commit"), ("owner = ana", "ix_run_owner_start_time"),
     ("status = failed", "ix_run_status"), ("project = defects", "sqlite_autoindex_project_1"),
-    # One driving list (the text), the other conditions probe their tables' primary keys.
-    ("mixup val_acc >= 0.9 params.lr < 1e-3", "sqlite_autoindex_param_1 (run_pk=? AND key=?)"),
-    ("mixup val_acc >= 0.9 params.lr < 1e-3", "sqlite_autoindex_metric_summary_1"),
+    # The smallest list drives (here the text: every count is 0), the rest probe primary keys.
+    ("mixup val_acc >= 0.9 params.lr < 1e-3", "SCAN run_fts VIRTUAL TABLE"),
+    ("mixup val_acc >= 0.9 params.lr < 1e-3", "param USING PRIMARY KEY (run_pk=? AND key=?)"),
+    ("mixup val_acc >= 0.9 params.lr < 1e-3", "metric_summary USING PRIMARY KEY (run_pk=?"),
 ])
-def test_sqlite_plans_use_the_indexes(tmp_path, query, index):
+def test_sqlite_driving_plans_use_the_indexes(tmp_path, query, index):
     store = SqlStore(f"sqlite:///{tmp_path / 'registry.db'}")
-    with store.reading() as conn:
-        sql = _statement(conn, query, None, 20, 0).compile(conn)
-        plan = [row[3] for row in conn.exec_driver_sql(
-            f"EXPLAIN QUERY PLAN {sql}", tuple(sql.params[k] for k in sql.positiontup))]
+    *counts, plan = _plans(store, query, None, DRIVE)
     assert any(index in line for line in plan), plan
-    assert not any(line.startswith("SCAN run ") for line in plan), plan
+    assert not any(line.split(" ")[:2] == ["SCAN", "run"] for line in plan), plan
+    # The counts behind the choice read indexes only (each up to the cap), or the largest key.
+    for line in (line for lines in counts for line in lines):
+        assert line in ("SEARCH run", "SCAN CONSTANT ROW") or "COVERING INDEX" in line or (
+            not line.startswith(("SEARCH", "SCAN"))) or line.startswith(
+            ("SCAN anon", "SCAN run_fts VIRTUAL TABLE")), counts
+    store.close()
+
+
+@pytest.mark.parametrize(("query", "sort", "walks", "checks"), [
+    # Newest first: the start_time index in order, no sort; nothing else drives.
+    ('mixup val_acc >= 0.9 params.lr < 1e-3 data.train = 61c5', None,
+     "SCAN run USING COVERING INDEX ix_run_start_time",
+     ["LIST SUBQUERY", "SCAN run_fts VIRTUAL TABLE",
+      "param USING PRIMARY KEY (run_pk=? AND key=?)",
+      "run_dataset USING COVERING INDEX sqlite_autoindex_run_dataset_1 (run_pk=?)"]),
+    ("params.lr < 1e-3 tags.team = vision", "started",
+     "SCAN run USING COVERING INDEX ix_run_start_time",
+     ["tag USING PRIMARY KEY (run_pk=? AND key=?)"]),
+    # By a metric: its (key, last, run_pk) index in order, then each run by its key.
+    ("owner = ana status = finished", "-val_acc",
+     "SEARCH sort_metric USING COVERING INDEX ix_metric_summary_key_last_run_pk (key=? AND last>?)",
+     ["SEARCH run USING INTEGER PRIMARY KEY (rowid=?)", "RIGHT PART OF ORDER BY"]),
+    ("project = defects tags.stage = sweep val_loss < 0.5", "val_loss",
+     "SEARCH sort_metric USING COVERING INDEX ix_metric_summary_key_last_run_pk (key=? AND last>?)",
+     ["tag USING PRIMARY KEY (run_pk=? AND key=?)"]),
+])
+def test_sqlite_walking_plans_follow_the_sort_index(tmp_path, query, sort, walks, checks):
+    store = SqlStore(f"sqlite:///{tmp_path / 'registry.db'}")
+    with store.writing() as conn:  # a few runs, so that a bounded walk has a bound
+        for i in range(3):
+            pk = _writes.insert_run(conn, {
+                "id": f"{i:032x}", "project_id": _writes.ensure_project(conn, "defects"),
+                "owner": "ana", "status": "FINISHED", "start_time": 1e9 + i})
+            _writes.upsert_summaries(conn, pk, [MetricSummary(k, 0.1 * i, 1, 1e9, 0, 1, 2)
+                                                for k in ("val_acc", "val_loss")])
+    plans = _plans(store, query, sort, WALK)
+    walk = plans[1]  # after the counts
+    assert walk[0] == walks, walk
+    assert all(any(check in line for line in walk) for check in checks), walk
+    assert "USE TEMP B-TREE FOR ORDER BY" not in walk, walk
+    # A bounded walk finds where to stop in the same index, then walks a range of it.
+    _, cutoff, walk, *_ = _plans(store, query, sort, Policy(
+        drive_cost=math.inf, walk_bound=2, estimate=True))
+    index = walks.split(" USING COVERING INDEX ")[1].split(" ")[0]
+    assert index in cutoff[0] and index in walk[0], (cutoff, walk)
+    assert walk[0].startswith("SEARCH") and ("<?" in walk[0] or ">?" in walk[0]), walk
     store.close()
 
 
@@ -378,3 +448,103 @@ def test_cli_reports_a_bad_query_with_a_caret(cairn, corpus):
     assert result.exit_code == 1
     assert "bad query at position 11: expected a value after '>='" in result.output
     assert "  val_acc >= \n" + " " * 13 + "^" in result.output
+
+
+# -- walking and driving give the same pages --------------------------------------------------
+
+WORDS = ("mixup", "cutmix", "baseline", "warmup", "ema", "mixup cutmix")
+
+
+@pytest.fixture
+def many(store_url) -> SqlStore:
+    """360 varied runs written straight into a store: ties in start times and metric values,
+    runs without a metric or with a NaN one, three data versions, crashed runs."""
+    store = open_store(store_url)
+    rng, t0, pks = random.Random(3), _at("2026-01-01T00:00"), []
+    with store.writing() as conn:
+        for i in range(360):
+            status = rng.choice(("FINISHED",) * 6 + ("FAILED", "KILLED", "RUNNING"))
+            pk = _writes.insert_run(conn, {
+                "id": f"{i:04x}" + "a" * 28, "project_id": _writes.ensure_project(
+                    conn, rng.choice(("defects", "parcels", "wildlife"))),
+                "name": f"r{i}", "owner": rng.choice(("ana", "ben", "chen")), "status": status,
+                "start_time": t0 + 60 * (i - i % 3 * (i % 7 == 0)),  # some start together
+                "heartbeat_time": t0 if status == "RUNNING" and i % 2 else time.time(),
+                "heartbeat_interval": 30.0, "model_family": rng.choice(("resnet", "vit")),
+                "notes": " ".join(rng.sample(WORDS, 2))})
+            pks.append(pk)
+            _writes.insert_params(conn, pk, {k: typed_value(k, v)[0] for k, v in {
+                "lr": rng.choice((1e-4, 3e-4, 1e-3, 3e-3)), "batch": rng.choice((16, 64)),
+                "opt": rng.choice(("adamw", "sgd"))}.items()})
+            _writes.set_tags(conn, pk, {"stage": rng.choice(("sweep", "final", "ablation"))})
+            summaries = []
+            for key in ("val_acc", "val_loss"):
+                if rng.random() < 0.85:
+                    value = math.nan if rng.random() < 0.05 else rng.choice(range(40)) / 40
+                    summaries.append(MetricSummary(key, value, 9, t0, value, value, 10))
+            _writes.upsert_summaries(conn, pk, summaries)
+            if rng.random() < 0.9:
+                _writes.add_dataset_use(conn, pk, DatasetUse(
+                    "data/train", "train", True, hash=rng.choice((HASH_TRAIN, HASH_VAL))))
+        _textindex.refresh(conn, pks)
+    return store
+
+
+SAME_QUERIES = (
+    "", "owner = ana", "owner = ana and status = finished", "mixup", "mixup val_acc >= 0.5",
+    "mixup params.lr < 1e-3 data.train = 61c5", "tags.stage = sweep family = vit val_loss < 0.5",
+    "params.lr = 0.001", "val_acc > 0.96", "nonexistentword", "val_acc > 2",
+    "(owner = ana or owner = ben) and not status = failed", "mixup or ema", "not mixup",
+    "status = crashed", "project = defects val_acc >= 0.3", "params.opt = adamw val_acc < 0.5",
+    "cutmix baseline owner != chen", "val_loss = nan",
+)
+SAME_SORTS = (None, "started", "-val_acc", "val_acc", "-val_loss", "metrics.val_acc.min",
+              "params.lr", "-nosuchmetric")
+SAME_POLICIES = {
+    "drive": Policy(drive_cost=0, estimate=True),
+    "walk": Policy(drive_cost=math.inf, estimate=True),
+    "walk 25 runs, then drive": Policy(drive_cost=math.inf, walk_bound=25, estimate=True),
+    "counts capped at 40": Policy(cap=40, estimate=True),
+    "no counts": Policy(estimate=False),
+}
+
+
+def test_walking_and_driving_give_the_same_pages(many, monkeypatch):
+    """Every plan gives the page that sorting all matches gives: the plain statement."""
+    walks = []  # what each walk gave: a page, or None when it ran out of its bound
+    for name in ("_started", "_metric"):
+        method = getattr(_plan._Search, name)
+        monkeypatch.setattr(_plan._Search, name, lambda self, *a, method=method: walks.append(
+            method(self, *a)) or walks[-1])
+    wrong = []
+    with many.reading() as conn:
+        for query, sort, (limit, offset) in itertools.product(
+                SAME_QUERIES, SAME_SORTS, ((20, 0), (6, 4), (30, 250))):
+            condition = where(conn, query)
+            plain = select(run_table.c.pk).where(*(() if condition is None else (condition,)))
+            expected = list(conn.execute(order(plain, parse_sort(sort)).limit(limit)
+                                         .offset(offset)).scalars())
+            for name, policy in SAME_POLICIES.items():
+                found = search_pks(conn, query, sort=sort, limit=limit, offset=offset,
+                                   policy=policy)
+                if found != expected:
+                    wrong.append((query, sort, limit, offset, name, found, expected))
+    assert not wrong, wrong[:3]
+    assert None in walks and any(walks)  # walks that filled pages, walks that gave way
+
+
+def test_the_default_plan_is_chosen_by_counts(many, monkeypatch):
+    """With the default policy a selective list drives and a common condition walks."""
+    walked = []
+    for name in ("_started", "_metric"):
+        method = getattr(_plan._Search, name)
+        monkeypatch.setattr(_plan._Search, name, lambda self, *a, method=method: walked.append(
+            self.query) or method(self, *a))
+    policy = Policy(estimate=True)  # SQLite's default, on PostgreSQL too
+    with many.reading() as conn:
+        assert len(search_pks(conn, "mixup", policy=policy)) == 20
+        assert len(search_pks(conn, "status = finished", sort="-val_acc", policy=policy)) == 20
+        assert walked == ["mixup", "status = finished"]
+        search_pks(conn, "params.lr = 0.001 val_acc > 0.96", policy=policy)
+        search_pks(conn, "tags.stage = final val_loss < 0.1", sort="val_loss", policy=policy)
+        assert walked == ["mixup", "status = finished"]

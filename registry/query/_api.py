@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 
-from sqlalchemy import ColumnElement, Connection, Select, func, select
+from sqlalchemy import ColumnElement, Connection, func, select
 
 from registry.config import Workspace, load_workspace
 from registry.entities import RunRecord
-from registry.query._compile import compile_query
-from registry.query._parser import parse
-from registry.query._sort import order
+from registry.query._plan import DEFAULT_POLICY, Policy, condition, find
+from registry.query._shape import Shape, parsed
+from registry.query._sort import parse_sort
 from registry.store.schema import run
 
 __all__ = ["SearchPage", "count", "search", "search_pks"]
@@ -43,30 +42,23 @@ def search(query: str = "", *, sort: str | None = None, limit: int = 20, offset:
 
 
 def search_pks(conn: Connection, query: str, *, sort: str | None = None, limit: int = 20,
-               offset: int = 0) -> list[int]:
-    """Integer keys of the matching runs, in result order."""
-    return list(conn.execute(_statement(conn, query, sort, limit, offset)).scalars())
+               offset: int = 0, policy: Policy = DEFAULT_POLICY) -> list[int]:
+    """Integer keys of the matching runs, in result order. ``policy`` tunes how the plan is
+    chosen (see ``registry.query._plan``); every policy gives the same keys."""
+    if limit < 0 or offset < 0:
+        raise ValueError(f"limit and offset must be >= 0, got {limit} and {offset}")
+    parsed(query)  # a malformed query is reported before a malformed sort
+    return find(conn, query, parse_sort(sort), limit, offset, policy)
 
 
 def count(conn: Connection, query: str) -> int:
     """How many runs match ``query``."""
-    return conn.execute(_where(select(func.count()).select_from(run), conn, query)).scalar_one()
+    stmt = select(func.count()).select_from(run)
+    condition = where(conn, query)
+    return conn.execute(stmt if condition is None else stmt.where(condition)).scalar_one()
 
 
 def where(conn: Connection, query: str) -> ColumnElement[bool] | None:
     """The SQL condition on ``run`` for ``query`` (None for an empty query), to combine with
     other conditions, such as a dashboard's project filter."""
-    return compile_query(parse(query), query, conn.dialect.name, time.time())
-
-
-def _statement(conn: Connection, query: str, sort: str | None, limit: int,
-               offset: int) -> Select:
-    if limit < 0 or offset < 0:
-        raise ValueError(f"limit and offset must be >= 0, got {limit} and {offset}")
-    stmt = _where(select(run.c.pk), conn, query)
-    return order(stmt, sort).limit(limit).offset(offset)
-
-
-def _where(stmt: Select, conn: Connection, query: str) -> Select:
-    condition = where(conn, query)
-    return stmt if condition is None else stmt.where(condition)
+    return condition(query, conn.dialect.name, Shape())

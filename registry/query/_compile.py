@@ -1,32 +1,32 @@
-"""Compile a parsed query into one SQL condition on ``run``, with every value bound.
+"""Compile one comparison of a parsed query into SQL, with every value bound.
 
-A param, metric, tag or data comparison reads its child table through the (key, value)
-index: ``run.pk IN (SELECT run_pk ...)``. In an and-group only one such list drives the
-query (the free text if any, else the likeliest-selective comparison); the others become
-``EXISTS`` probes on the child's (run_pk, key) primary key, because SQLite builds every
-``IN`` list in full (a 50,000-row list for ``params.lr < 1e-3`` costs 200 ms; a probe per
-candidate run costs microseconds). Attributes are conditions on ``run``'s own columns.
-Conditions never evaluate to NULL, so ``not`` is the exact complement (``name != x``
+A param, metric, tag or data comparison selects run keys from its child table through the
+(key, value) index (``SELECT run_pk ...``), used as a list (``run.pk IN (...)``) or as an
+``EXISTS`` probe per run; ``_shape`` decides which. Attributes are conditions on ``run``'s own
+columns. Conditions never evaluate to NULL, so ``not`` is the exact complement (``name != x``
 includes runs without a name; ``val_acc != 1`` includes runs that never logged val_acc).
+Nothing depends on the clock at compile time (``crashed`` binds the time when the statement
+runs), so compiled conditions are cached and reused.
 """
 
 from __future__ import annotations
 
 import operator
 import re
+import time
 from dataclasses import dataclass
+from functools import lru_cache
 
-from sqlalchemy import ColumnElement, Double, Select, and_, literal, not_, or_, select
+from sqlalchemy import ColumnElement, Double, Select, and_, bindparam, literal, not_, select
 
 from registry.entities import RunStatus
 from registry.errors import QueryError
 from registry.query import _values
 from registry.query._fields import ATTRIBUTES, Field, resolve
-from registry.query._parser import And, Compare, Node, Not, Or, Text
-from registry.store._textindex import matching as text_match
+from registry.query._parser import Compare
 from registry.store.schema import dataset, metric_summary, param, project, run, run_dataset, tag
 
-__all__ = ["compile_query"]
+__all__ = ["comparison", "selection"]
 
 _OPS = {"=": operator.eq, "<": operator.lt, "<=": operator.le, ">": operator.gt,
         ">=": operator.ge}
@@ -39,51 +39,26 @@ _ALNUM = re.compile(r"[0-9a-z]+")
 class _Context:
     query: str
     dialect: str
-    now: float
 
     def error(self, pos: int, expected: str) -> QueryError:
         return QueryError(self.query, pos, expected)
 
 
-def compile_query(node: Node | None, query: str, dialect: str,
-                  now: float) -> ColumnElement[bool] | None:
-    """The condition for ``node`` (None: no condition); ``now`` decides which runs crashed."""
-    return None if node is None else _node(node, _Context(query, dialect, now))
-
-
-def _node(node: Node, ctx: _Context, probe: bool = False) -> ColumnElement[bool]:
-    if isinstance(node, Text):
-        return text_match(ctx.dialect, node.phrase)
-    if isinstance(node, Not):
-        return not_(_node(node.operand, ctx))
-    if isinstance(node, Or):
-        return or_(*(_node(n, ctx) for n in node.operands))
-    if isinstance(node, And):
-        return _and(node, ctx)
-    return _compare(node, ctx, probe)
-
-
-def _and(node: And, ctx: _Context) -> ColumnElement[bool]:
-    """One driving list per and-group (all its words in one text lookup), probes for the rest."""
-    words = " ".join(n.phrase for n in node.operands if isinstance(n, Text))
-    driver = None if words else _driver(node.operands, ctx)
-    parts = [_node(n, ctx, probe=n is not driver) for n in node.operands
-             if not isinstance(n, Text)]
-    return and_(text_match(ctx.dialect, words), *parts) if words else and_(*parts)
-
-
-def _driver(nodes: tuple[Node, ...], ctx: _Context) -> Node | None:
-    """The child-table comparison likeliest to match fewest runs: equality before ranges."""
-    rank = {"=": 0, "<": 1, "<=": 1, ">": 1, ">=": 1, "~": 2}
-    candidates = [n for n in nodes if isinstance(n, Compare) and n.op in rank
-                  and resolve(n.field, n.field_pos, ctx.query).kind != "attribute"]
-    return min(candidates, key=lambda n: rank[n.op], default=None)
-
-
-def _compare(node: Compare, ctx: _Context, probe: bool) -> ColumnElement[bool]:
-    field = resolve(node.field, node.field_pos, ctx.query)
+@lru_cache(maxsize=1024)
+def selection(node: Compare, query: str, dialect: str) -> Select | ColumnElement[bool]:
+    """What ``node`` selects ('!=' read as '='): the run keys of a child table's rows
+    (``SELECT run_pk ...`` through the child's (key, value) index), or a condition on
+    ``run``'s own columns. Cached per node: one query compiles in several shapes."""
+    field = resolve(node.field, node.field_pos, query)
     op = "=" if node.op == "!=" else node.op
-    condition = _BUILDERS[field.kind](field, op, node, ctx)
+    return _BUILDERS[field.kind](field, op, node, _Context(query, dialect))
+
+
+@lru_cache(maxsize=1024)
+def comparison(node: Compare, query: str, dialect: str, probe: bool) -> ColumnElement[bool]:
+    """The condition on ``run`` for ``node``: a child table's run keys as a list that can
+    drive (``run.pk IN (...)``) or, with ``probe``, as an ``EXISTS`` probe per run."""
+    condition = selection(node, query, dialect)
     if isinstance(condition, Select):  # run keys from a child table
         key = condition.selected_columns[0]
         condition = condition.where(key == run.c.pk).exists() if probe else run.c.pk.in_(
@@ -121,10 +96,11 @@ def _status(op: str, node: Compare, ctx: _Context) -> ColumnElement[bool]:
     if op != "=":
         raise ctx.error(node.op_pos, "'=' or '!=' after 'status'")
     wanted = _values.status(node.value, ctx.query)
+    now = bindparam(None, callable_=time.time, type_=Double(), unique=True)  # when it runs
     crashed = and_(
         run.c.status == RunStatus.RUNNING, run.c.heartbeat_time.is_not(None),
         run.c.heartbeat_interval.is_not(None), run.c.heartbeat_interval > 0,
-        run.c.heartbeat_time < ctx.now - run.c.heartbeat_interval * RunStatus.MISSED_BEATS)
+        run.c.heartbeat_time < now - run.c.heartbeat_interval * RunStatus.MISSED_BEATS)
     if wanted == RunStatus.CRASHED:
         return crashed
     if wanted == RunStatus.RUNNING:
