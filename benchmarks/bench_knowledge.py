@@ -42,17 +42,16 @@ from _common import (
     print_table,
     quiet_mlflow,
 )
-from generate import (
+from _synthetic import (
     ARCHS,
     GENERATOR_VERSION,
     OWNERS,
     PROJECTS,
     SyntheticRun,
-    cached_sqlite,
     dataset_versions,
-    generate,
     synthetic_runs,
 )
+from generate import cached_sqlite, generate
 
 PACKAGES = ("cairn", "sqlalchemy", "mlflow", "psycopg")
 PG_ENV = ("CAIRN_BENCH_POSTGRES_URL", "CAIRN_TEST_POSTGRES_URL")
@@ -396,7 +395,7 @@ def main(argv: list[str] | None = None) -> int:
     print("Cairn knowledge layer benchmark (issue 3)" + (" --quick" if args.quick else ""))
     facts = machine_facts(PACKAGES)
     if pg_url:
-        version = _pg_version(pg_url)
+        version = postgres_version(pg_url)
         facts.append(("PostgreSQL", version or "unreachable; not measured"))
         pg_url = pg_url if version else None
     print_facts(facts)
@@ -471,12 +470,6 @@ def _step(what: str, measure):
     print(f" ({time.perf_counter() - began:.1f} s)", flush=True)
     return result
 
-
-def _pg_version(url: str) -> str | None:
-    try:
-        return postgres_version(url.replace("postgresql://", "postgresql+psycopg://", 1))
-    except Exception:  # no server there: the PostgreSQL rows are left out, not the benchmark
-        return None
 
 
 # -- the table --------------------------------------------------------------------------------

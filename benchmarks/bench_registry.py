@@ -89,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     print("Cairn registry core benchmark (issue 2)" + (" --quick" if args.quick else ""))
     facts = machine_facts(PACKAGES)
     if pg_url:
-        version = _pg_version(pg_url)
+        version = postgres_version(pg_url)
         facts.append(("PostgreSQL", version or "unreachable; its throughput is not measured"))
         pg_url = pg_url if version else None
     print_facts(facts)
@@ -288,12 +288,6 @@ def bench_pg_throughput(plan: Plan, tmp: Path, base_url: str) -> dict:
     return {"rate": median([r["rate"] for r in results]), "n": results[0]["n"],
             "flush_wait": median([r["flush_wait"] for r in results])}
 
-
-def _pg_version(url: str) -> str | None:
-    try:
-        return postgres_version(url.replace("postgresql://", "postgresql+psycopg://", 1))
-    except Exception:  # no server there: the PostgreSQL row is left out, not the benchmark
-        return None
 
 
 # -- MLflow anchors ---------------------------------------------------------------------------

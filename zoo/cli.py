@@ -11,6 +11,7 @@ import json
 import click
 
 from registry.cli._format import table, value
+from registry.cli._group import CairnGroup
 from zoo import _api
 from zoo._info import ModelInfo
 
@@ -19,7 +20,7 @@ __all__ = ["zoo"]
 SOURCES = ("timm", "tfhub", "catalog")
 
 
-@click.group()
+@click.group(cls=CairnGroup)
 def zoo() -> None:
     """Pretrained backbones from timm, TF Hub and the team catalog."""
 

@@ -8,16 +8,16 @@ from importlib.metadata import entry_points
 
 import click
 
+from registry.cli._group import CairnGroup
 from registry.cli.mov import mov
 from registry.cli.runs import runs
 from registry.cli.workspace import init
-from registry.errors import CairnError
 
 __all__ = ["cli", "main"]
 
 
-class _Cairn(click.Group):
-    """Loads plugin groups lazily, and turns Cairn's errors into one-line messages."""
+class _Cairn(CairnGroup):
+    """Loads plugin groups (the ``cairn.commands`` entry points) lazily."""
 
     def _plugins(self) -> dict:
         return {ep.name: ep for ep in entry_points(group="cairn.commands")}
@@ -30,12 +30,6 @@ class _Cairn(click.Group):
         if command is None and name in (plugins := self._plugins()):
             command = plugins[name].load()
         return command
-
-    def invoke(self, ctx: click.Context):
-        try:
-            return super().invoke(ctx)
-        except CairnError as exc:
-            raise click.ClickException(str(exc)) from exc
 
 
 @click.group(cls=_Cairn)

@@ -10,8 +10,8 @@ from itertools import groupby
 import click
 
 from registry.cli._format import table, value
+from registry.cli._group import CairnGroup
 from registry.config import load_workspace
-from registry.errors import CairnError
 from registry.mov import (
     MovDefinition,
     MovProgress,
@@ -28,17 +28,7 @@ _NONE_DEFINED = ("no MoV defined; declare [projects.NAME.mov.KEY] in cairn.toml 
                  "or run `cairn mov define`")
 
 
-class _MovGroup(click.Group):
-    """Turns Cairn's errors into one-line messages, also when used on its own."""
-
-    def invoke(self, ctx: click.Context):
-        try:
-            return super().invoke(ctx)
-        except CairnError as exc:
-            raise click.ClickException(str(exc)) from exc
-
-
-@click.group(cls=_MovGroup)
+@click.group(cls=CairnGroup)
 def mov() -> None:
     """Measured organisational value: what each project is worth to its stakeholders."""
 
