@@ -28,3 +28,4 @@ lint: setup
 
 bench: setup
 	$(PY) benchmarks/bench_registry.py
+	$(PY) benchmarks/bench_knowledge.py
