@@ -37,7 +37,9 @@ __all__ = [
     "postgres_version",
     "print_facts",
     "print_table",
+    "progress",
     "quiet_mlflow",
+    "step",
     "subprocess_seconds",
 ]
 
@@ -262,3 +264,17 @@ def postgres_version(url: str) -> str | None:
         return None
     finally:
         engine.dispose()
+
+
+def progress(line: str) -> None:
+    """Print a progress line under the current step."""
+    print("\n" + line, end="", flush=True)
+
+
+def step(what: str, measure):
+    """Run ``measure()``, saying what and how long it took."""
+    print(f"... {what}", end="", flush=True)
+    began = time.perf_counter()
+    result = measure()
+    print(f" ({time.perf_counter() - began:.1f} s)", flush=True)
+    return result

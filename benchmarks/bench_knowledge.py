@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import os
 import random
-import shutil
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -40,16 +39,16 @@ from _common import (
     postgres_version,
     print_facts,
     print_table,
+    progress,
     quiet_mlflow,
+    step,
 )
+from _mlflow_store import mlflow_store
 from _synthetic import (
     ARCHS,
-    GENERATOR_VERSION,
     OWNERS,
     PROJECTS,
-    SyntheticRun,
     dataset_versions,
-    synthetic_runs,
 )
 from generate import cached_sqlite, generate
 
@@ -300,64 +299,6 @@ def _explain(store, query: str, sort: str | None) -> None:
 # -- MLflow -----------------------------------------------------------------------------------
 
 
-def mlflow_store(plan: Plan) -> tuple[str, bool, float]:
-    """(tracking URI, reused?, seconds spent building) of an MLflow SQLite store holding the
-    first ``anchor_runs`` generated runs: params, final metric values and tags."""
-    from importlib import metadata
-
-    name = (f"mlflow{metadata.version('mlflow')}-n{plan.anchor_runs}-s{plan.seed}"
-            f"-h{plan.history_points}-g{GENERATOR_VERSION}")
-    folder = CACHE / name
-    if (folder / "mlflow.db").exists():
-        return f"sqlite:///{folder / 'mlflow.db'}", True, 0.0
-    partial = CACHE / f"{name}.partial"
-    shutil.rmtree(partial, ignore_errors=True)
-    partial.mkdir(parents=True)
-    began = time.perf_counter()
-    _log_into_mlflow(f"sqlite:///{partial / 'mlflow.db'}", partial, plan)
-    os.replace(partial, folder)
-    return f"sqlite:///{folder / 'mlflow.db'}", False, time.perf_counter() - began
-
-
-def _log_into_mlflow(uri: str, folder: Path, plan: Plan) -> None:
-    from mlflow import MlflowClient
-
-    client = MlflowClient(tracking_uri=uri)
-    experiments = {p: client.create_experiment(p, artifact_location=str(folder / "artifacts" / p))
-                   for p in PROJECTS}
-    began = time.perf_counter()
-    for run in synthetic_runs(plan.anchor_runs, seed=plan.seed,
-                              history_points=plan.history_points):
-        _log_run(client, experiments[run.project], run)
-        if (run.index + 1) % 1_000 == 0:
-            rate = (run.index + 1) / (time.perf_counter() - began)
-            _progress(f"    {run.index + 1:,} / {plan.anchor_runs:,} runs ({rate:.0f} runs/s)")
-
-
-def _log_run(client, experiment_id: str, run: SyntheticRun) -> None:
-    """One run as an MLflow user would log it: tags at creation, then one log_batch of the
-    params (as text) and each metric's final value, then the end status."""
-    from mlflow.entities import Metric, Param
-
-    tags = {**run.tags, "mlflow.user": run.owner, "mlflow.source.git.commit": run.commit,
-            **{f"data.{role}": md5 for role, _, md5 in run.data}}
-    for key, text in (("mlflow.note.content", run.notes), ("question", run.question),
-                      ("conclusion", run.conclusion)):
-        if text:
-            tags[key] = text
-    created = client.create_run(experiment_id, start_time=int(run.start_time * 1000), tags=tags,
-                                run_name=run.name)
-    run_id = created.info.run_id
-    metrics = []
-    for key in run.history:
-        step, value, at = run.last(key)
-        metrics.append(Metric(key, value, int(at * 1000), step))
-    params = [Param(k, str(v)) for k, v in run.params.items()]
-    client.log_batch(run_id, metrics=metrics, params=params)
-    if run.status != "RUNNING":
-        client.set_terminated(run_id, run.status, end_time=int(run.end_time * 1000))
-
-
 def bench_mlflow(uri: str, plan: Plan, cases: Sequence[Case]) -> dict[str, Any]:
     from mlflow import MlflowClient
 
@@ -414,29 +355,30 @@ def main(argv: list[str] | None = None) -> int:
 def _run_all(plan: Plan, pg_url: str | None, explain: bool) -> dict[str, Any]:
     """Cairn first, MLflow last: importing MLflow must not slow the Cairn figures down."""
     results: dict[str, Any] = {}
-    big = _step(f"Cairn SQLite store, {plan.runs:,} runs", lambda: _cached(plan, plan.runs))
-    small = _step(f"Cairn SQLite store, {plan.anchor_runs:,} runs (MLflow's data set)",
+    big = step(f"Cairn SQLite store, {plan.runs:,} runs", lambda: _cached(plan, plan.runs))
+    small = step(f"Cairn SQLite store, {plan.anchor_runs:,} runs (MLflow's data set)",
                   lambda: _cached(plan, plan.anchor_runs))
-    results["sqlite"] = _step(f"Cairn on SQLite, {plan.runs:,} runs",
+    results["sqlite"] = step(f"Cairn on SQLite, {plan.runs:,} runs",
                               lambda: bench_cairn(big, plan, STORE_CASES, explain=explain))
     if pg_url:
-        results["pg"] = _step(f"Cairn on PostgreSQL, {plan.pg_runs:,} runs (generated now)",
+        results["pg"] = step(f"Cairn on PostgreSQL, {plan.pg_runs:,} runs (generated now)",
                               lambda: _bench_pg(pg_url, plan, explain))
-    results["small"] = _step(f"Cairn on SQLite, {plan.anchor_runs:,} runs",
+    results["small"] = step(f"Cairn on SQLite, {plan.anchor_runs:,} runs",
                              lambda: bench_cairn(small, plan, CASES, anchor=True))
     quiet_mlflow()
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")  # a benchmark reports nothing
-    uri, reused, build_s = _step(f"MLflow SQLite store, {plan.anchor_runs:,} runs",
-                                 lambda: mlflow_store(plan))
+    uri, reused, build_s = step(f"MLflow SQLite store, {plan.anchor_runs:,} runs",
+                                 lambda: mlflow_store(CACHE, plan.anchor_runs, seed=plan.seed,
+                                                      history_points=plan.history_points))
     print(f"    {'reused' if reused else f'built in {build_s:.0f} s'}: {uri}")
-    results["mlflow"] = _step("MLflow search_runs", lambda: bench_mlflow(uri, plan, CASES))
+    results["mlflow"] = step("MLflow search_runs", lambda: bench_mlflow(uri, plan, CASES))
     return results
 
 
 def _cached(plan: Plan, n: int) -> str:
     began = time.perf_counter()
     url, reused = cached_sqlite(CACHE, n, seed=plan.seed, history_points=plan.history_points,
-                                progress=_progress)
+                                progress=progress)
     path = Path(url.removeprefix("sqlite:///"))
     how = "reused" if reused else f"generated in {time.perf_counter() - began:.0f} s"
     print(f"\n    {how}: {path} ({path.stat().st_size / 2**30:.2f} GiB)", end="")
@@ -449,25 +391,13 @@ def _bench_pg(base_url: str, plan: Plan, explain: bool) -> dict[str, Any]:
     with postgres_schema(base_url) as url:
         began = time.perf_counter()
         generate(url, plan.pg_runs, seed=plan.seed, history_points=plan.history_points,
-                 progress=_progress)
+                 progress=progress)
         generated = time.perf_counter() - began
-        _progress(f"    generated in {generated:.0f} s")
+        progress(f"    generated in {generated:.0f} s")
         try:
             result = bench_cairn(url, plan, STORE_CASES, explain=explain)
         finally:
             open_store(url).close()  # release the pool before the schema is dropped
-    return result
-
-
-def _progress(line: str) -> None:
-    print("\n" + line, end="", flush=True)
-
-
-def _step(what: str, measure):
-    print(f"... {what}", end="", flush=True)
-    began = time.perf_counter()
-    result = measure()
-    print(f" ({time.perf_counter() - began:.1f} s)", flush=True)
     return result
 
 

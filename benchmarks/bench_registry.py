@@ -38,6 +38,7 @@ from _common import (
     print_facts,
     print_table,
     quiet_mlflow,
+    step,
     subprocess_seconds,
 )
 
@@ -108,25 +109,17 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run_all(tmp: Path, plan: Plan, pg_url: str | None) -> list[Row]:
     """Cairn first, MLflow last: importing MLflow must not slow the Cairn figures down."""
-    imports = _step("import times", lambda: bench_imports(plan, tmp))
-    start = _step("start_run in a DVC repository", lambda: bench_start_run(plan, tmp))
-    log_call = _step("log_metric per call", lambda: bench_log_metric(plan, tmp))
-    rate = _step("throughput into SQLite",
+    imports = step("import times", lambda: bench_imports(plan, tmp))
+    start = step("start_run in a DVC repository", lambda: bench_start_run(plan, tmp))
+    log_call = step("log_metric per call", lambda: bench_log_metric(plan, tmp))
+    rate = step("throughput into SQLite",
                  lambda: bench_throughput(plan, tmp, lambda i: _sqlite_url(tmp, f"tp{i}")))
     pg_rate = None
     if pg_url:
-        pg_rate = _step("throughput into PostgreSQL",
+        pg_rate = step("throughput into PostgreSQL",
                         lambda: bench_pg_throughput(plan, tmp, pg_url))
-    mlflow = _step("MLflow anchors", lambda: bench_mlflow(plan, tmp))
+    mlflow = step("MLflow anchors", lambda: bench_mlflow(plan, tmp))
     return _rows(imports, start, log_call, rate, pg_rate, mlflow, plan)
-
-
-def _step(what: str, measure):
-    print(f"... {what}", end="", flush=True)
-    began = time.perf_counter()
-    result = measure()
-    print(f" ({time.perf_counter() - began:.1f} s)", flush=True)
-    return result
 
 
 def _sqlite_url(tmp: Path, name: str) -> str:
@@ -306,10 +299,10 @@ def bench_mlflow(plan: Plan, tmp: Path) -> dict:
     run_id = client.create_run(experiment).info.run_id
     client.log_batch(run_id, params=[Param(k, str(v)) for k, v in PARAMS.items()])
     per_call = []
-    for step in range(plan.mlflow_calls + 5):
+    for i in range(plan.mlflow_calls + 5):
         t0 = time.perf_counter_ns()
-        client.log_metric(run_id, "loss", 0.5, step=step)
-        if step >= 5:  # five warm-ups
+        client.log_metric(run_id, "loss", 0.5, step=i)
+        if i >= 5:  # five warm-ups
             per_call.append((time.perf_counter_ns() - t0) * 1e-9)
     batch_run = client.create_run(experiment).info.run_id
     batch_seconds = []
