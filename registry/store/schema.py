@@ -34,6 +34,8 @@ __all__ = [
     "metadata",
     "metric_chunk",
     "metric_summary",
+    "mlflow_link",
+    "model_card",
     "mov_definition",
     "mov_measurement",
     "param",
@@ -44,7 +46,7 @@ __all__ = [
 ]
 
 # The Alembic revision this code writes; tests check it is the migrations' head.
-SCHEMA_REVISION = "0002"
+SCHEMA_REVISION = "0003"
 
 RUN_STATUSES = ("RUNNING", "FINISHED", "FAILED", "KILLED")
 PARAM_TYPES = ("int", "float", "bool", "str", "null", "json")
@@ -280,7 +282,52 @@ Index(None, mov_measurement.c.definition_id, mov_measurement.c.time)
 # "MoV measured by this run"; covers the run_pk foreign key.
 Index(None, mov_measurement.c.run_pk)
 
+# Model cards indexed from the catalog directory (the files stay the source of truth; these
+# rows are derived and rebuilt by ``cairn catalog index``). One row per (name, version).
+model_card = Table(
+    "model_card",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("version", String(50), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("project", String(200)),
+    Column("owner", String(200)),
+    Column("backbone", String(300)),
+    Column("path", Text, nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("front_matter", JSON, nullable=False),
+    Column("body", Text, nullable=False),
+    Column("indexed_time", Double, nullable=False),
+    # Also serves "versions of a card by name" (`cairn catalog show NAME`).
+    UniqueConstraint("name", "version"),
+    _enum_check("status", ("draft", "reviewed", "deprecated"), "status"),
+)
+# The catalog page's project facet: "cards of this project".
+Index(None, model_card.c.project, model_card.c.name)
+
+# Which MLflow run a registry run is mirrored to (export) or came from (import), per
+# tracking URI; ``digest`` says whether the run changed since it was last exported.
+mlflow_link = Table(
+    "mlflow_link",
+    metadata,
+    Column("run_pk", BigId, ForeignKey("run.pk", ondelete="CASCADE"), nullable=False),
+    Column("tracking_uri", String(1000), nullable=False),
+    Column("mlflow_run_id", String(64), nullable=False),
+    Column("experiment_id", String(64), nullable=False),
+    Column("direction", String(8), nullable=False),
+    Column("digest", String(64)),
+    Column("synced_time", Double, nullable=False),
+    # Serves "the MLflow run of this registry run" and covers the run_pk foreign key.
+    PrimaryKeyConstraint("run_pk", "tracking_uri"),
+    # "Was this MLflow run already imported or exported?": import and export idempotency.
+    UniqueConstraint("tracking_uri", "mlflow_run_id"),
+    _enum_check("direction", ("export", "import"), "direction"),
+)
+
 # Free-text search lives outside this metadata, per dialect (migration 0002): SQLite has an
 # FTS5 table ``run_fts(document)`` keyed by rowid = run.pk; PostgreSQL has ``run_text`` with a
 # generated ``tsvector`` column under a GIN index. ``_text.py`` keeps both up to date.
-TEXT_INDEX_TABLES = ("run_fts", "run_text")
+# Cards have the same pair from migration 0003: ``card_fts`` (rowid = model_card.id) and
+# ``card_text`` (card_id, document, tsv).
+TEXT_INDEX_TABLES = ("run_fts", "run_text", "card_fts", "card_text")
