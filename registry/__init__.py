@@ -13,6 +13,10 @@ MLflow are imported when first used. The knowledge layer is reached from here to
 
 import importlib
 
+# Bind Python's SQLite now: a framework imported later (TensorFlow) that brings its own SQLite
+# without FTS5 would otherwise replace it for the whole process (see store._engine).
+import sqlite3  # noqa: F401
+
 from registry import errors as errors
 from registry.client import get_run as get_run
 from registry.client import list_runs as list_runs

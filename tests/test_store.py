@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sqlite3
+import subprocess
+import sys
 
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -140,3 +142,19 @@ def test_check_constraints_carry_the_names_in_code(store_url):
         expected = {c.name for c in table.constraints if isinstance(c, CheckConstraint)}
         found = {c["name"] for c in insp.get_check_constraints(table.name)}
         assert found == expected, table.name
+
+
+def test_sqlite_without_fts5_is_a_clear_error(tmp_path):
+    """TensorFlow imported before sqlite3 brings an SQLite without FTS5 into the process."""
+    pytest.importorskip("tensorflow")
+    script = ("import os; os.environ['TF_CPP_MIN_LOG_LEVEL'] = '3'\n"
+              "import tensorflow\n"
+              "from registry.store import open_store\n"
+              "from registry.errors import StoreError\n"
+              "try:\n"
+              f"    open_store('sqlite:///{tmp_path / 'r.db'}')\n"
+              "except StoreError as exc:\n"
+              "    print('StoreError:', exc)\n")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         timeout=120).stdout
+    assert "StoreError:" in out and "import registry before tensorflow" in out

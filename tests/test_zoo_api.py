@@ -87,7 +87,10 @@ def test_list_filters_by_source(fake_tfhub):
     assert zoo.list_sources()[0] == "timm" and "tfhub" in zoo.list_sources()
 
 
-def test_unregistered_source_is_named_in_the_error():
+def test_unregistered_source_is_named_in_the_error(monkeypatch):
+    _registry.source_names()  # built-in sources first, then take one away
+    sources = {k: v for k, v in _registry._SOURCES.items() if k == "timm"}
+    monkeypatch.setattr(_registry, "_SOURCES", sources)
     with pytest.raises(UnknownSourceError, match=r"'catalog'.*available: timm"):
         zoo.info("catalog:defects@2")
     with pytest.raises(UnknownSourceError):

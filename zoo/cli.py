@@ -1,4 +1,4 @@
-"""``cairn zoo``: list the backbones of every source and show one in full.
+"""``cairn zoo``: list the backbones of every source, show one in full, fine-tune one.
 
 Plugged into ``cairn`` through the ``cairn.commands`` entry point, so ``registry`` never
 imports the zoo.
@@ -14,6 +14,7 @@ from registry.cli._format import table, value
 from registry.cli._group import CairnGroup
 from zoo import _api
 from zoo._info import ModelInfo
+from zoo.finetune._config import AMP_CHOICES, STRATEGIES
 
 __all__ = ["zoo"]
 
@@ -69,6 +70,67 @@ def info(name: str, as_json: bool) -> None:
         click.echo(f"{key.ljust(width)}  {shown}")
     if not entry.weights_available:
         click.echo(f"\nPut the weights file at {entry.weights_location} to create it pretrained.")
+
+
+@zoo.command("finetune")
+@click.option("--model", "model", required=True,
+              help="Zoo name: 'resnet50.a1_in1k', 'tfhub:PATH', 'catalog:NAME[@V]'.")
+@click.option("--data", required=True, type=click.Path(exists=True, file_okay=False),
+              help="Image folder, one sub-folder of RGB images per class.")
+@click.option("--epochs", default=10, show_default=True, type=click.IntRange(1))
+@click.option("--batch-size", default=32, show_default=True, type=click.IntRange(1),
+              help="Per process (under torchrun, per GPU).")
+@click.option("--lr", type=float, help="Peak learning rate (default by strategy).")
+@click.option("--strategy", type=click.Choice(STRATEGIES), default="full", show_default=True)
+@click.option("--train-stages", type=click.IntRange(1), help="Stages trained by 'partial'.")
+@click.option("--layer-decay", type=float, help="Layer-wise lr decay, e.g. 0.75.")
+@click.option("--weight-decay", default=0.05, show_default=True, type=float)
+@click.option("--warmup-epochs", type=float, help="Default: a tenth of the epochs, at most 1.")
+@click.option("--label-smoothing", default=0.1, show_default=True, type=float)
+@click.option("--accum-steps", default=1, show_default=True, type=click.IntRange(1))
+@click.option("--ema", type=float, help="Keep an EMA of the weights with this decay.")
+@click.option("--early-stopping", type=click.IntRange(1), help="Patience in epochs.")
+@click.option("--compile", "compile_", is_flag=True, help="torch.compile the model.")
+@click.option("--channels-last/--no-channels-last", default=None, help="Default: on CUDA.")
+@click.option("--amp", type=click.Choice(AMP_CHOICES), default="auto", show_default=True)
+@click.option("--device", help="cpu, cuda, cuda:1 (default: cuda when present).")
+@click.option("--workers", type=click.IntRange(0), help="Loader processes (default: cores-1).")
+@click.option("--val-fraction", default=0.2, show_default=True, type=float)
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--image-size", type=click.IntRange(1), help="Override the model's input size.")
+@click.option("--weights", type=click.Path(dir_okay=False), help="Local pretrained weights.")
+@click.option("--pretrained/--scratch", default=True, show_default=True,
+              help="--scratch trains from random initialisation.")
+@click.option("--checkpoint-dir", type=click.Path(file_okay=False))
+@click.option("--resume", "resume", help="'last' (in --checkpoint-dir) or a checkpoint file.")
+@click.option("--project", help="Registry project.")
+@click.option("--name", "run_name", help="Run name.")
+@click.option("--progress/--no-progress", default=None, help="Default: on a terminal.")
+@click.option("--json", "as_json", is_flag=True, help="The result as one JSON object.")
+def finetune(as_json: bool, compile_: bool, resume: str | None, **options) -> None:
+    """Fine-tune a zoo model on an image folder; the run is recorded in the registry.
+
+    Under torchrun (``torchrun --nproc_per_node 8 $(which cairn) zoo finetune ...``) it
+    trains with DDP on every process and rank 0 records the run."""
+    from zoo.finetune import finetune as run_finetune
+
+    result = run_finetune(compile=compile_, resume=_resume(resume), **options)
+    if result.checkpoint is None:  # not rank 0 under torchrun: rank 0 reports
+        return
+    summary = {"run_id": result.run_id, "best_val_accuracy": result.best_metric,
+               "best_epoch": result.best_epoch, "checkpoint": str(result.checkpoint),
+               "images_per_second": result.images_per_second, "epochs": len(result.history)}
+    if as_json:
+        click.echo(json.dumps(summary))
+        return
+    for key, field in summary.items():
+        click.echo(f"{key.ljust(18)}  {value(field)}")
+
+
+def _resume(resume: str | None) -> bool | str:
+    if resume is None:
+        return False
+    return True if resume == "last" else resume
 
 
 def _row(e: ModelInfo) -> tuple:

@@ -7,7 +7,10 @@ from collections.abc import Sequence
 from registry.errors import CairnError
 
 __all__ = [
+    "DataFolderError",
+    "FinetuneConfigError",
     "NoClassifierError",
+    "ResumeError",
     "SourceUnavailableError",
     "UnknownModelError",
     "UnknownSourceError",
@@ -80,3 +83,29 @@ class NoClassifierError(ZooError):
             f"model {name!r} is a feature encoder without a classifier head, so it cannot have "
             f"{num_classes} classes: create it with num_classes=0 and put a head on its features"
         )
+
+
+class DataFolderError(ZooError):
+    """An image folder cannot be used for fine-tuning (missing, empty, too few classes)."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        self.path, self.reason = path, reason
+        super().__init__(
+            f"image folder {path}: {reason} (expected one sub-folder of RGB images per class)"
+        )
+
+
+class FinetuneConfigError(ZooError):
+    """A fine-tune option has a value that cannot work."""
+
+    def __init__(self, option: str, value: object, reason: str) -> None:
+        self.option, self.value, self.reason = option, value, reason
+        super().__init__(f"{option}={value!r}: {reason}")
+
+
+class ResumeError(ZooError):
+    """A checkpoint to resume from is missing, unreadable or from another fine-tune."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        self.path, self.reason = path, reason
+        super().__init__(f"cannot resume from {path}: {reason}")

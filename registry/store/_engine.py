@@ -9,7 +9,9 @@ whatever the busy timeout, so many training processes writing one file need the 
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -85,7 +87,24 @@ def _safe(url: str) -> str:
         return url
 
 
+@functools.cache
+def _check_fts5() -> None:
+    """Full-text search needs FTS5. Python's SQLite has it, but a library that brings its own
+    SQLite (TensorFlow does) and is imported before ``sqlite3`` replaces it process-wide."""
+    probe = sqlite3.connect(":memory:")
+    try:
+        probe.execute("CREATE VIRTUAL TABLE probe USING fts5(x)")
+    except sqlite3.OperationalError as exc:
+        raise StoreError(
+            f"this process's SQLite {sqlite3.sqlite_version} has no FTS5 ({exc}); another "
+            "library loaded its own SQLite first (TensorFlow does): import registry before "
+            "tensorflow") from exc
+    finally:
+        probe.close()
+
+
 def _sqlite_engine(database: str, readonly: bool) -> Engine:
+    _check_fts5()
     if database != ":memory:":
         path = Path(database)
         if readonly:

@@ -1,0 +1,91 @@
+"""``zoo.finetune`` under ``torchrun``: two CPU processes with the gloo backend train one
+model in step, and only rank 0 records the run."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+if importlib.util.find_spec("timm") is None:
+    pytest.skip("the zoo extra is not installed: pip install 'cairn[zoo]'",
+                allow_module_level=True)
+
+import registry
+from registry.config import Workspace
+from tests.test_zoo_data import make_folder
+
+REPO = Path(__file__).parents[1]
+
+# Each rank fine-tunes, notes a checksum of its weights after every epoch (DDP must keep them
+# identical) and writes what it got back.
+SCRIPT = """
+import json, os, sys
+import zoo
+from zoo.finetune.loop import Trainer
+
+sums, train_epoch = [], Trainer.train_epoch
+
+def checked(self, loader, progress=None):
+    stats = train_epoch(self, loader, progress)
+    sums.append(float(sum(p.detach().double().sum() for p in self.raw.parameters())))
+    return stats
+
+Trainer.train_epoch = checked
+result = zoo.finetune("test_resnet", sys.argv[2], pretrained=False, epochs=2, batch_size=4,
+                      image_size=32, workers=0, project="ddp", device="cpu", progress=False,
+                      checkpoint_dir=sys.argv[3])
+rank = os.environ["RANK"]
+with open(os.path.join(sys.argv[1], f"rank{rank}.json"), "w") as fh:
+    json.dump({"run_id": result.run_id, "history": result.history, "sums": sums,
+               "best_epoch": result.best_epoch, "world": os.environ["WORLD_SIZE"],
+               "checkpoint": str(result.checkpoint) if result.checkpoint else None,
+               "evaluated": result.evaluation is not None}, fh)
+"""
+
+
+@pytest.mark.slow
+def test_two_processes_train_in_step_and_record_one_run(tmp_path: Path):
+    data = make_folder(tmp_path / "data", {"a": 10, "b": 10}, size=32)
+    script = tmp_path / "train.py"
+    script.write_text(SCRIPT)
+    store, artifacts = f"sqlite:///{tmp_path / 'registry.db'}", str(tmp_path / "artifacts")
+    env = {**os.environ, "CAIRN_STORE": store, "CAIRN_ARTIFACTS": artifacts,
+           "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1",
+           "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+    done = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+         str(script), str(tmp_path), str(data), str(tmp_path / "ckpt")],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+
+    rank0, rank1 = (json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1))
+    assert rank0["world"] == rank1["world"] == "2"
+    assert rank0["run_id"] == rank1["run_id"]
+    assert _metrics(rank0["history"]) == _metrics(rank1["history"])  # all-reduced: identical
+    assert rank0["sums"] == rank1["sums"] and len(rank0["sums"]) == 2
+    assert rank0["sums"][0] != rank0["sums"][1]  # the weights did change
+    assert rank0["best_epoch"] == rank1["best_epoch"]
+    assert rank0["evaluated"] and not rank1["evaluated"]
+    assert rank0["checkpoint"] and rank1["checkpoint"] is None
+
+    ws = Workspace(root=tmp_path, store_url=store, artifact_root=artifacts,
+                   catalog_dir=tmp_path / "catalog", owner="tester")
+    runs = registry.list_runs(workspace=ws)
+    assert [r.id for r in runs] == [rank0["run_id"]]
+    record = registry.get_run(rank0["run_id"], workspace=ws)
+    assert record.status == "FINISHED"
+    assert record.params["world_size"] == 2 and record.params["global_batch_size"] == 8
+    history = registry.metric_history(rank0["run_id"], ["val/accuracy"], workspace=ws)
+    assert [p.step for p in history["val/accuracy"]] == [1, 2]  # one point per epoch, not two
+    assert "model.safetensors" in {a.name for a in record.artifacts}
+
+
+def _metrics(history: list[dict]) -> list[dict]:
+    """Epoch metrics less throughput (each process times itself)."""
+    return [{k: v for k, v in epoch.items() if k != "images_per_second"} for epoch in history]

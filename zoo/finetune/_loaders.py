@@ -1,0 +1,122 @@
+"""PyTorch datasets and loaders over an image folder split, preprocessed as the backbone
+was trained (timm's ``resolve_data_config`` + ``create_transform``)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
+
+from zoo._compat import import_timm
+from zoo.errors import DataFolderError
+from zoo.finetune.data import Sample
+
+__all__ = ["ImageDataset", "Loaders", "ShardSampler", "data_config", "make_loaders"]
+
+
+class ImageDataset(Dataset):
+    """(path, label) samples decoded with PIL as RGB and passed through ``transform``."""
+
+    def __init__(self, samples: Sequence[Sample], transform: Any) -> None:
+        self.samples, self.transform = list(samples), transform
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        from PIL import Image, UnidentifiedImageError
+
+        path, label = self.samples[index]
+        try:
+            with Image.open(path) as image:
+                rgb = image.convert("RGB")
+        except (OSError, UnidentifiedImageError) as exc:
+            raise DataFolderError(str(path), f"cannot read this image ({exc})") from exc
+        return self.transform(rgb), label
+
+
+class ShardSampler(Sampler[int]):
+    """Every ``world``-th index from ``rank``: each sample seen once across processes, no
+    padding (evaluation must not count duplicates)."""
+
+    def __init__(self, size: int, rank: int, world: int) -> None:
+        self.indices = range(rank, size, world)
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self.indices)
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+
+@dataclass(frozen=True)
+class Loaders:
+    """The training loader (shuffled, sharded under DDP, drops a ragged last batch), the
+    validation loader (this process's shard) and the whole validation set (for evaluation)."""
+
+    train: DataLoader
+    val: DataLoader
+    val_full: DataLoader
+    train_sampler: DistributedSampler | None
+    generator: torch.Generator
+    seed: int
+    data_config: dict[str, Any]
+
+    def set_epoch(self, epoch: int) -> None:
+        """Shuffle epoch ``epoch`` the same way every time (so a resumed run sees the order
+        an uninterrupted one would have)."""
+        if self.train_sampler is not None:
+            self.train_sampler.set_epoch(epoch)
+        self.generator.manual_seed(self.seed + epoch)
+
+
+def data_config(model: Any, image_size: int | None = None) -> dict[str, Any]:
+    """The backbone's preprocessing config; ``image_size`` replaces its input size."""
+    timm = import_timm()
+    config = timm.data.resolve_data_config({}, model=model)
+    if image_size is not None:
+        config["input_size"] = (config["input_size"][0], image_size, image_size)
+    return config
+
+
+def make_loaders(train: Sequence[Sample], val: Sequence[Sample], *, config: dict[str, Any],
+                 batch_size: int, workers: int, seed: int, rank: int = 0, world: int = 1,
+                 pin_memory: bool = False) -> Loaders:
+    """Loaders that keep an accelerator fed: worker processes that persist across epochs,
+    pinned memory on CUDA, a few batches prefetched per worker."""
+    timm = import_timm()
+    train_tf = timm.data.create_transform(**config, is_training=True)
+    eval_tf = timm.data.create_transform(**config, is_training=False)
+    train_set, val_set = ImageDataset(train, train_tf), ImageDataset(val, eval_tf)
+    sampler = None
+    if world > 1:
+        sampler = DistributedSampler(train_set, num_replicas=world, rank=rank, shuffle=True,
+                                     seed=seed, drop_last=False)
+    generator = torch.Generator().manual_seed(seed)
+    common = _loader_options(workers, pin_memory)
+    train_loader = DataLoader(train_set, batch_size=batch_size, sampler=sampler,
+                              shuffle=sampler is None, generator=generator,
+                              drop_last=len(train_set) // world > batch_size, **common)
+    val_loader = DataLoader(val_set, batch_size=batch_size,
+                            sampler=ShardSampler(len(val_set), rank, world), **common)
+    full = val_loader if world == 1 else DataLoader(val_set, batch_size=batch_size,
+                                                    **_loader_options(0, pin_memory))
+    return Loaders(train_loader, val_loader, full, sampler, generator, seed, config)
+
+
+def default_workers(local_world: int = 1) -> int:
+    """Loader processes per training process: the cores this process may use, less one for
+    the training loop itself, at most 8."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(0, min(8, (cores or 1) // max(local_world, 1) - 1))
+
+
+def _loader_options(workers: int, pin_memory: bool) -> dict[str, Any]:
+    options: dict[str, Any] = {"num_workers": workers, "pin_memory": pin_memory}
+    if workers > 0:
+        options.update(persistent_workers=True, prefetch_factor=4)
+    return options
