@@ -1,0 +1,75 @@
+"""``validate``: every problem of every card under a path, for people and for CI."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from catalog._card import ModelCard
+from catalog._checks import check_runs, check_weights
+from catalog._files import card_files, load_cards
+from catalog._schema import CardProblem, check_card
+from registry.config import Workspace, load_workspace
+from registry.errors import StoreError
+
+__all__ = ["card_problems", "has_errors", "validate"]
+
+
+def validate(path: str | Path | None = None, *, workspace: Workspace | None = None,
+             check_runs_exist: bool = True) -> list[CardProblem]:
+    """Problems of the card at ``path``, of every card under it, or (no path) of the whole
+    catalog directory: schema errors with file and line, runs the registry does not hold,
+    weights that are missing or do not match their sha256, labels that do not fit the head.
+    Warnings (a draft's unwritten parts) are included; :func:`has_errors` tells them apart."""
+    ws = workspace or load_workspace()
+    root = Path(path) if path is not None else ws.catalog_dir
+    if path is None and not root.exists():
+        return [CardProblem(str(root), None, None, "the catalog directory does not exist "
+                                                   "(workspace setting 'catalog')", "warning")]
+    cards, broken = load_cards(root)
+    problems = [CardProblem(exc.path, exc.line, None, exc.reason) for exc in broken]
+    store = _store(ws) if check_runs_exist and any(c.runs for c in cards) else None
+    for card in cards:
+        problems += card_problems(card, store)
+    problems += _duplicates(cards)
+    if not card_files(root):
+        problems.append(CardProblem(str(root), None, None, "no model cards found (each model "
+                                                           "has a folder with a README.md)",
+                                    "warning"))
+    return problems
+
+
+def card_problems(card: ModelCard, store: Any = None) -> list[CardProblem]:
+    """Schema, weights and (given a store) run problems of one card."""
+    problems = check_card(card) + check_weights(card)
+    if store is not None:
+        problems += check_runs(card, store)
+    return sorted(problems, key=lambda p: (p.line or 0, p.field or ""))
+
+
+def has_errors(problems: list[CardProblem]) -> bool:
+    return any(p.severity == "error" for p in problems)
+
+
+def _duplicates(cards: list[ModelCard]) -> list[CardProblem]:
+    by_ref: dict[str, list[ModelCard]] = defaultdict(list)
+    for card in cards:
+        if card.name and card.version:
+            by_ref[card.ref].append(card)
+    problems = []
+    for ref, same in by_ref.items():
+        for card in same[1:]:
+            problems.append(CardProblem(card.location(), card.line_of("version"), "version",
+                                        f"{ref} is also the card {same[0].location()}"))
+    return problems
+
+
+def _store(ws: Workspace) -> Any:
+    """The registry store, read-only, or the StoreError met opening it."""
+    from registry.store import open_store
+
+    try:
+        return open_store(ws.store_url, readonly=True)
+    except StoreError as exc:
+        return exc

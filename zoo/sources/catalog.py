@@ -1,0 +1,132 @@
+"""The team's own catalog as a zoo source: ``catalog:NAME[@VERSION]``.
+
+Each model card of the workspace's catalog directory is one model. Creating one builds the
+card's backbone through the zoo and loads the card's safetensors weights after checking their
+sha256; a ``num_classes`` other than the card's labels keeps the backbone and resets the head.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from zoo._info import ModelInfo
+from zoo._registry import register_source, suggest
+from zoo.errors import UnknownModelError, WeightsMismatchError, WeightsNotFoundError
+
+__all__ = ["CatalogSource"]
+
+SOURCE = "catalog"
+
+
+@register_source(SOURCE)
+class CatalogSource:
+    """Model cards of the workspace catalog."""
+
+    def list(self, query: str | None = None) -> Iterator[ModelInfo]:
+        """Every card (each version) whose ``name@version`` matches ``query``."""
+        from catalog._api import list_cards
+
+        for card in sorted(list_cards(), key=lambda c: (c.name, c.version)):
+            if card.name and card.version and _matches(card.ref, query):
+                yield _describe(card)
+
+    def info(self, name: str) -> ModelInfo:
+        """One card's entry; the parameter count comes from the weights file's header."""
+        from catalog._weights import read_header
+        from catalog.errors import CatalogError
+
+        card = _card(name)
+        info = _describe(card)
+        if info.weights_available:
+            try:
+                count = read_header(Path(str(info.weights_location)), card.ref).num_params
+            except CatalogError:
+                count = None
+            info = replace(info, num_params=count)
+        return info
+
+    def create(self, name: str, num_classes: int, pretrained: bool = True,
+               weights: str | Path | None = None) -> Any:
+        """The card's model; ``num_classes`` other than the card's labels: a fresh head."""
+        from catalog._load import build_model
+        from catalog.errors import WeightsIntegrityError, WeightsMissingError
+
+        if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 0:
+            raise ValueError(f"num_classes must be a non-negative integer, got {num_classes!r}")
+        card = _card(name)
+        if weights is not None and not Path(weights).is_file():
+            raise WeightsNotFoundError(f"catalog:{card.ref}", str(weights), "no such file")
+        try:
+            model = build_model(card, num_classes, pretrained=pretrained, weights=weights)
+        except WeightsMissingError as exc:
+            raise WeightsNotFoundError(f"catalog:{card.ref}", exc.path, exc.hint) from exc
+        except WeightsIntegrityError as exc:
+            raise WeightsMismatchError(f"catalog:{card.ref}", exc.path, exc.reason) from exc
+        info = _describe(card)
+        model.cairn_info = replace(info, num_params=sum(p.numel() for p in model.parameters()))
+        return model
+
+
+def _card(name: str) -> Any:
+    from catalog._api import get
+    from catalog._files import split_ref
+    from catalog.errors import CardNotFoundError, CatalogError
+
+    try:
+        base, version = split_ref(name)
+        return get(base, version)
+    except CardNotFoundError as exc:
+        refs = [f"catalog:{c.ref}" for c in _all_cards()]
+        raise UnknownModelError(f"catalog:{name}", suggest(f"catalog:{name}", refs)) from exc
+    except CatalogError as exc:
+        raise UnknownModelError(f"catalog:{name}") from exc
+
+
+def _all_cards() -> list[Any]:
+    from catalog._api import list_cards
+
+    return list_cards()
+
+
+def _describe(card: Any) -> ModelInfo:
+    spec = card.input
+    size = spec.get("size")
+    hw = (size, size) if isinstance(size, int) else tuple(size or ())[-2:] or None
+    path = card.weights_path
+    license_ = card.front_matter.get("license")
+    return ModelInfo(
+        name=f"{SOURCE}:{card.ref}", source=SOURCE, architecture=str(card.backbone or ""),
+        pretrained_tag=card.version, input_size=(3, *hw) if hw and len(hw) == 2 else None,
+        mean=_floats(spec.get("mean")), std=_floats(spec.get("std")),
+        interpolation=spec.get("interpolation"), crop_pct=spec.get("crop_pct"),
+        license=license_ if isinstance(license_, str) else None, num_classes=len(card.labels),
+        origin_url=str(card.path) if card.path else None,
+        weights_available=bool(path and path.is_file()),
+        weights_location=str(path) if path else None,
+        description=_description(card),
+    )
+
+
+def _floats(values: Any) -> tuple[float, ...] | None:
+    if not isinstance(values, list):
+        return None
+    return tuple(float(v) for v in values if isinstance(v, (int, float)))
+
+
+def _description(card: Any) -> str | None:
+    from catalog._api import summarise
+
+    return summarise(card).summary or None
+
+
+def _matches(ref: str, query: str | None) -> bool:
+    if not query:
+        return True
+    q = query.lower().removeprefix(f"{SOURCE}:")
+    if any(c in q for c in "*?["):
+        return fnmatch.fnmatchcase(ref.lower(), q)
+    return q in ref.lower()
