@@ -54,7 +54,9 @@ class Run:
         self._closed = False
         self._killed_by: int | None = None
         self._lock = threading.Lock()
-        self._writer = MetricWriter(store, run_pk, flush_interval=workspace.flush_interval,
+        self._mirror = _live_mirror(self, store)  # MLflow, when the workspace asks for it
+        self._writer = MetricWriter(self._mirror.tap(store) if self._mirror else store, run_pk,
+                                    flush_interval=workspace.flush_interval,
                                     heartbeat_interval=workspace.heartbeat_interval,
                                     warn=self._warn, name=f"cairn-writer-{run_id[:8]}")
         self._slots = self._writer.slots
@@ -247,6 +249,8 @@ class Run:
             self._spool(lost)
         self.status = status
         _lifecycle.unregister(self)
+        if self._mirror is not None:
+            self._mirror.stop(self.warnings)
         try:
             self._store.update_run(self._pk, status=status, end_time=time.time(),
                                    heartbeat_time=time.time(), failure=failure,
@@ -254,6 +258,8 @@ class Run:
         except StoreError as exc:  # ending must not crash the script; the heartbeat tells
             log.error("cairn: could not record that run %s ended %s (%s); it will show as "
                       "CRASHED", self.id, status, exc)
+        if self._mirror is not None:
+            self._mirror.finish(self.warnings)
 
     def record(self) -> RunRecord:
         """What the store holds for this run now (metrics as of the last flush)."""
@@ -307,3 +313,12 @@ class Run:
         self.warnings.append(f"{points} metric points could not reach the store and were "
                              f"saved to {spool}")
         log.error("cairn: %s", self.warnings[-1])
+
+
+def _live_mirror(run: Run, store):
+    """A live MLflow mirror (``[mlflow] live = true``), imported only when switched on."""
+    if not (run._workspace.mlflow or {}).get("live"):
+        return None
+    from registry.mlflow_bridge.live import start_mirror
+
+    return start_mirror(run, store)

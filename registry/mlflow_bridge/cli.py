@@ -1,0 +1,101 @@
+"""``cairn mlflow``: mirror runs into MLflow, bring MLflow runs in, show the links."""
+
+from __future__ import annotations
+
+import click
+
+from registry.cli._group import CairnGroup
+
+__all__ = ["mlflow"]
+
+
+def _uri(value: str | None) -> str:
+    from registry.config import load_workspace
+    from registry.errors import ConfigError
+
+    uri = value or load_workspace().mlflow.get("tracking_uri")
+    if not uri:
+        raise ConfigError("give --tracking-uri or set mlflow.tracking_uri in the workspace "
+                          "configuration")
+    return str(uri)
+
+
+_URI = click.option("--tracking-uri", help="MLflow tracking URI (default: mlflow.tracking_uri "
+                    "in the workspace configuration).")
+
+
+@click.group(cls=CairnGroup)
+def mlflow() -> None:
+    """Mirror runs into MLflow and import MLflow experiments."""
+
+
+@mlflow.command("export")
+@click.argument("run_refs", metavar="[RUN]...", nargs=-1)
+@_URI
+@click.option("--project", help="Only runs of this project.")
+@click.option("--since", help="Only runs started since: a date, a time, or an age (7d, 12h).")
+@click.option("--no-models", is_flag=True, help="Do not log or register fine-tuned models.")
+@click.option("--no-artifacts", is_flag=True, help="Do not copy artifacts into MLflow.")
+def export_command(run_refs: tuple[str, ...], tracking_uri: str | None, project: str | None,
+                   since: str | None, no_models: bool, no_artifacts: bool) -> None:
+    """Mirror runs into MLflow; again later, only what changed is sent."""
+    from registry.mlflow_bridge.export import export_runs
+
+    result = export_runs(_uri(tracking_uri), project=project, since=since, runs=run_refs,
+                         models=not no_models, artifacts=not no_artifacts)
+    click.echo(f"{result.tracking_uri}: {len(result.created)} created, "
+               f"{len(result.updated)} updated, {len(result.unchanged)} unchanged, "
+               f"{len(result.skipped)} imported from there (left alone), "
+               f"{len(result.failed)} failed")
+    for model in result.models:
+        click.echo(f"registered model {model}")
+    for line in result.warnings:
+        click.echo(f"warning: {line}", err=True)
+    for run_id, error in result.failed.items():
+        click.echo(f"error: run {run_id[:8]}: {error}", err=True)
+    if result.failed:
+        raise SystemExit(1)
+
+
+@mlflow.command("import")
+@_URI
+@click.option("--experiment", "experiments", multiple=True,
+              help="Experiment name (repeatable; default: every active experiment).")
+@click.option("--project", help="Registry project for the runs (default: the experiment name).")
+def import_command(tracking_uri: str | None, experiments: tuple[str, ...],
+                   project: str | None) -> None:
+    """Bring MLflow runs into the registry; again later, only what changed is read."""
+    from registry.mlflow_bridge.importer import import_runs
+
+    result = import_runs(_uri(tracking_uri), experiments=experiments, project=project)
+    click.echo(f"{result.tracking_uri}: {len(result.created)} created, "
+               f"{len(result.updated)} updated, {len(result.unchanged)} unchanged, "
+               f"{len(result.mapped_back)} exported from this registry (mapped back), "
+               f"{len(result.failed)} failed")
+    for run_id, error in result.failed.items():
+        click.echo(f"error: MLflow run {run_id[:8]}: {error}", err=True)
+    if result.failed:
+        raise SystemExit(1)
+
+
+@mlflow.command("status")
+@click.argument("run_ref", metavar="RUN")
+def status_command(run_ref: str) -> None:
+    """The MLflow runs linked to RUN, per tracking URI."""
+    from sqlalchemy import select
+
+    from registry.config import load_workspace
+    from registry.store import open_store
+    from registry.store.schema import mlflow_link
+
+    store = open_store(load_workspace().store_url)
+    pk = store.resolve(run_ref)
+    with store.reading() as conn:
+        rows = conn.execute(select(mlflow_link).where(mlflow_link.c.run_pk == pk)
+                            .order_by(mlflow_link.c.tracking_uri)).all()
+    if not rows:
+        click.echo("not linked to any MLflow run")
+    for row in rows:
+        state = "in sync" if row.digest else "changed or incomplete"
+        click.echo(f"{row.direction} {row.tracking_uri} run {row.mlflow_run_id} "
+                   f"(experiment {row.experiment_id}, {state})")

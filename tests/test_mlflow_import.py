@@ -1,0 +1,138 @@
+"""MLflow runs into the registry, and the round trip registry -> MLflow -> registry."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from click.testing import CliRunner
+
+from registry.mlflow_bridge import export_runs, import_runs
+from registry.mlflow_bridge.cli import mlflow as mlflow_cli
+from registry.mlflow_bridge.errors import MlflowBridgeError
+from registry.store import open_store
+from tests.test_mlflow_export import client_for, fill, mlflow_template, mlflow_uri
+
+__all__ = ["mlflow_template", "mlflow_uri"]  # fixtures shared with the export tests
+
+
+def _history(store, run_id):
+    return {k: [(p.step, repr(p.value), round(p.time, 3)) for p in points]
+            for k, points in store.metric_history(run_id).items()}
+
+
+def _fields(record):
+    code = {k: record.code.get(k) for k in ("state", "commit", "branch", "remote", "dirty",
+                                             "diff_sha256")}
+    return {"project": record.project, "name": record.name, "owner": record.owner,
+            "stored_status": record.stored_status, "status": record.status,
+            "start_time": round(record.start_time, 3),
+            "end_time": None if record.end_time is None else round(record.end_time, 3),
+            "notes": record.notes, "question": record.question,
+            "conclusion": record.conclusion, "command": record.command,
+            "entry_point": record.entry_point, "hostname": record.hostname, "code": code,
+            "datasets": record.datasets, "artifacts": [a.name for a in record.artifacts]}
+
+
+def test_round_trip_gives_back_the_same_runs(workspace, tmp_path, mlflow_uri):
+    """Export, forget the runs, import: params, histories, tags, statuses, field by field."""
+    ids = fill(workspace, tmp_path)
+    store = open_store(workspace.store_url)
+    before = {i: (store.get_run(i), _history(store, i)) for i in ids.values()}
+    assert not export_runs(mlflow_uri, workspace=workspace).failed
+    for run_id in ids.values():
+        store.delete_run(store.resolve(run_id))
+
+    result = import_runs(mlflow_uri, workspace=workspace)
+    assert sorted(result.run_ids.values()) == sorted(ids.values()) and not result.failed
+    assert len(result.created) == len(ids)
+    mlflow_of = {v: k for k, v in result.run_ids.items()}
+    for run_id, (old, old_history) in before.items():
+        new = store.get_run(run_id)
+        assert new.params == old.params and {k: type(v) for k, v in new.params.items()} == {
+            k: type(v) for k, v in old.params.items()}
+        assert new.tags == old.tags
+        assert _history(store, run_id) == old_history
+        assert _fields(new) == _fields(old)
+        assert new.mlflow_run_id == mlflow_of[run_id]
+    assert before[ids["running"]][0].status == "CRASHED"
+
+
+def test_import_brings_in_mlflow_runs_once(workspace, mlflow_uri):
+    from mlflow.entities import Dataset, DatasetInput, InputTag, Metric, Param
+
+    client = client_for(mlflow_uri)
+    experiment = client.create_experiment("baseline")
+    created = client.create_run(experiment, start_time=1_700_000_000_000, run_name="r1", tags={
+        "mlflow.user": "carla", "mlflow.source.git.commit": "c0ffee" * 6 + "abcd",
+        "mlflow.note.content": "first try", "team": "vision"})
+    run_id = created.info.run_id
+    client.log_batch(run_id, params=[Param("lr", "0.001"), Param("epochs", "10"),
+                                     Param("opt", "sgd"), Param("nesterov", "True")],
+                     metrics=[Metric("loss", 1.0 / (s + 1), 1_700_000_000_000 + s, s)
+                              for s in range(50)])
+    client.log_inputs(run_id, [DatasetInput(Dataset("train.csv", "abc123", "local",
+                                                    '{"uri": "/data/train.csv"}'),
+                                            [InputTag("mlflow.data.context", "training")])])
+    client.log_text(run_id, "hello", "notes/readme.txt")
+    client.set_terminated(run_id, "FAILED", end_time=1_700_000_100_000)
+
+    result = import_runs(mlflow_uri, workspace=workspace)
+    assert result.created == [run_id] and not result.failed
+    store = open_store(workspace.store_url)
+    record = store.get_run(run_id)
+    assert (record.project, record.name, record.owner) == ("baseline", "r1", "carla")
+    assert record.status == "FAILED" and record.end_time == 1_700_000_100.0
+    assert record.code["commit"] == "c0ffee" * 6 + "abcd" and record.notes == "first try"
+    assert record.params == {"lr": 0.001, "epochs": 10, "opt": "sgd", "nesterov": True}
+    assert record.tags == {"team": "vision"}
+    history = store.metric_history(run_id)["loss"]
+    assert [p.step for p in history] == list(range(50)) and history[3].value == 0.25
+    (data,) = record.datasets
+    assert (data.path, data.role, data.hash, data.tracked) == ("train.csv", "training",
+                                                               "abc123", False)
+    (artifact,) = record.artifacts
+    assert artifact.name == "notes/readme.txt" and artifact.size == 5
+    assert artifact.uri.endswith(f"{run_id}/artifacts/notes/readme.txt")
+
+    again = import_runs(mlflow_uri, workspace=workspace)
+    assert again.unchanged == [run_id] and not again.created and not again.updated
+    client.log_batch(run_id, metrics=[Metric("loss", 0.01, 1_700_000_050_000, 50)])
+    changed = import_runs(mlflow_uri, workspace=workspace)
+    assert changed.updated == [run_id]
+    assert len(store.metric_history(run_id)["loss"]) == 51
+    assert len(store.list_runs(limit=100)) == 1
+
+
+def test_exported_runs_map_back_to_the_original(workspace, tmp_path, mlflow_uri):
+    ids = fill(workspace, tmp_path)
+    export_runs(mlflow_uri, workspace=workspace)
+    store = open_store(workspace.store_url)
+    count = len(store.list_runs(limit=100))
+    result = import_runs(mlflow_uri, workspace=workspace)
+    assert not result.created and sorted(result.run_ids.values()) == sorted(ids.values())
+    assert len(result.mapped_back) == len(ids) and len(store.list_runs(limit=100)) == count
+    export_again = export_runs(mlflow_uri, workspace=workspace)
+    assert not export_again.created  # nothing mirrored twice either
+
+
+def test_experiment_filter_project_and_cli(workspace, mlflow_uri, monkeypatch):
+    client = client_for(mlflow_uri)
+    for name in ("keep", "other"):
+        run = client.create_run(client.create_experiment(name), run_name=name)
+        client.log_metric(run.info.run_id, "acc", math.pi, step=1)
+    result = import_runs(mlflow_uri, experiments=["keep"], project="imported",
+                         workspace=workspace)
+    (record,) = open_store(workspace.store_url).list_runs(limit=10)
+    assert result.created == [record.id] and record.project == "imported"
+    assert record.status == "RUNNING" and record.metrics["acc"].last == math.pi
+    with pytest.raises(MlflowBridgeError, match="no MLflow experiment named nope"):
+        import_runs(mlflow_uri, experiments=["nope"], workspace=workspace)
+
+    monkeypatch.setenv("CAIRN_STORE", workspace.store_url)
+    out = CliRunner().invoke(mlflow_cli, ["import", "--tracking-uri", mlflow_uri,
+                                          "--experiment", "other"])
+    assert out.exit_code == 0 and "1 created" in out.output, out.output
+    out = CliRunner().invoke(mlflow_cli, ["import", "--tracking-uri", mlflow_uri,
+                                          "--experiment", "nope"])
+    assert out.exit_code == 1 and "no MLflow experiment named nope" in out.output
