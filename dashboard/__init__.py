@@ -1,1 +1,10 @@
-"""Cairn's dashboard package (placeholder until its issue lands)."""
+"""Cairn's dashboard: a read-only Streamlit app over the workspace's registry store.
+
+    cairn dashboard                  # http://127.0.0.1:8501
+    cairn dashboard --port 9000 --headless
+
+Pages (``app_pages/``): Overview, Runs, Compare, Overlap, Catalog, Zoo. ``data`` is the only
+module that reads the store; importing this package loads neither Streamlit nor SQLAlchemy.
+"""
+
+__all__: list[str] = []

@@ -1,0 +1,65 @@
+"""Altair charts for the pages: MoV over time, runs per week, metric curves."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import altair as alt
+import pandas as pd
+
+from registry.comparison import AlignedHistory
+from registry.mov import MovProgress
+
+__all__ = ["curves", "mov", "weekly"]
+
+
+def mov(progress: MovProgress) -> alt.LayerChart:
+    """Measurements (points), best so far (a step line), baseline and target (rules)."""
+    points = pd.DataFrame([{
+        "time": _time(m.time), "value": m.value, "who": m.who, "evidence": m.evidence or "",
+        "run": (m.run_id or "")[:8]} for m in progress.measurements])
+    best = pd.DataFrame([{"time": _time(t), "best": v} for t, v in progress.history])
+    rules = pd.DataFrame([{"what": "baseline", "value": progress.baseline},
+                          {"what": "target", "value": progress.target}])
+    y = alt.Y("value:Q", title=progress.unit, scale=alt.Scale(zero=False))
+    layers = [
+        alt.Chart(rules).mark_rule(strokeDash=[4, 4]).encode(
+            y=y, color=alt.Color("what:N", title=None,
+                                 scale=alt.Scale(range=["#888888", "#2e7d32"])),
+            tooltip=["what", "value"]),
+    ]
+    if not points.empty:
+        layers.append(alt.Chart(best).mark_line(interpolate="step-after").encode(
+            x=alt.X("time:T", title=None), y=alt.Y("best:Q")))
+        layers.append(alt.Chart(points).mark_circle(size=60).encode(
+            x="time:T", y=y, tooltip=["time:T", "value", "who", "evidence", "run"]))
+    return alt.layer(*layers).properties(height=220)
+
+
+def weekly(rows: Sequence[Mapping[str, Any]]) -> alt.Chart:
+    """Runs per week, stacked by owner."""
+    frame = pd.DataFrame([{**r, "week": _time(r["week"])} for r in rows])
+    return alt.Chart(frame).mark_bar().encode(
+        x=alt.X("week:T", title="week", timeUnit="yearmonthdate"),
+        y=alt.Y("sum(runs):Q", title="runs"), color=alt.Color("owner:N"),
+        tooltip=["week:T", "owner", "runs"]).properties(height=220)
+
+
+def curves(key: str, history: AlignedHistory, names: Sequence[str]) -> alt.Chart:
+    """One metric of several runs on a common step axis."""
+    frame = pd.DataFrame([
+        {"step": step, "value": value, "run": name}
+        for name, values in zip(names, history.values, strict=True)
+        for step, value in zip(history.steps, values, strict=True)
+        if value is not None and math.isfinite(value)])
+    return alt.Chart(frame, title=key).mark_line().encode(
+        x="step:Q", y=alt.Y("value:Q", title=key, scale=alt.Scale(zero=False)),
+        color=alt.Color("run:N", title=None), tooltip=["run", "step", "value"],
+    ).properties(height=240)
+
+
+def _time(timestamp: float) -> datetime:
+    return datetime.fromtimestamp(timestamp, UTC)

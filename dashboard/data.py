@@ -1,0 +1,348 @@
+"""Everything the dashboard shows comes through here: the only module that opens the store.
+
+The store is opened read-only (SQLite: ``file:...?mode=ro&uri=true``; PostgreSQL: sessions
+with ``default_transaction_read_only=on``), never migrated, and shared by every session
+(``st.cache_resource``); query results are cached for a short while (``st.cache_data``).
+Every query is bounded: a page of runs, a capped count, a window of weeks, a sample of the
+newest runs, so pages stay fast on a store of 100,000 runs.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import Any
+
+import streamlit as st
+from sqlalchemy import event
+
+from dashboard import _overlap, _sql
+from dashboard._format import quote
+from registry.comparison import Comparison, compare
+from registry.config import Workspace, load_workspace
+from registry.entities import RunRecord, RunStatus
+from registry.errors import AmbiguousRunError, RunNotFoundError
+from registry.mov import MovProgress, config_definitions
+from registry.query import search_pks, where
+from registry.similarity import SIMILAR_ENOUGH, find_priors, primary_metric, spec_of
+from registry.store import SqlStore
+
+__all__ = [
+    "COUNT_CAP", "STATUSES", "Facets", "RunPage", "activity", "best_runs", "catalog_card",
+    "catalog_cards", "catalog_problem", "comparison", "count_runs", "exact_duplicates",
+    "facets", "get_runs", "known_runs", "metric_keys", "mov_progress", "near_duplicates",
+    "primary_metrics", "recent_runs", "search_runs", "store", "weekly_runs", "workspace",
+    "zoo_models", "zoo_sources",
+]
+
+COUNT_CAP = 10_000
+STATUSES = (*RunStatus.ENDED, RunStatus.RUNNING, RunStatus.CRASHED)
+RUNS_TTL, SUMMARY_TTL, ZOO_TTL = 30, 300, 3600  # seconds: runs change often, models rarely
+DAY = 24 * 3600.0
+
+
+@dataclass(frozen=True)
+class Facets:
+    """What the Runs page filters on: every value present in the store."""
+
+    projects: list[str]
+    owners: list[str]
+    families: list[str]
+    datasets: list[tuple[str, str]]  # (path, hash)
+
+
+@dataclass(frozen=True)
+class RunPage:
+    runs: list[RunRecord]
+    has_more: bool
+
+
+# -- the store ---------------------------------------------------------------------------------
+
+
+@st.cache_resource
+def workspace() -> Workspace:
+    """The workspace ``cairn dashboard`` was started in (``CAIRN_STORE`` names its store)."""
+    return load_workspace()
+
+
+@st.cache_resource
+def store() -> SqlStore:
+    """The workspace's store, read-only, shared by every session."""
+    opened = SqlStore(workspace().store_url, readonly=True, migrate=False)
+    if opened.dialect == "postgresql":
+        event.listen(opened.engine, "connect", _read_only_session)
+    # Packages the dashboard calls by workspace (catalog.search, catalog.get) open the store
+    # with registry.store.open_store: hand them this read-only one, so nothing in this
+    # process can open a writable (or migrating) engine on the workspace's store.
+    _shared_stores()[(opened.url, False)] = opened
+    return opened
+
+
+def _shared_stores() -> dict:
+    from registry import store as store_module
+
+    return store_module._STORES
+
+
+def _read_only_session(dbapi_connection, _record) -> None:
+    # Every transaction of the session is read-only, whatever a caller begins.
+    with dbapi_connection.cursor() as cursor:
+        cursor.execute("SET SESSION default_transaction_read_only = on")
+    dbapi_connection.commit()
+
+
+def _reads():
+    from registry.store import _reads
+
+    return _reads
+
+
+# -- runs --------------------------------------------------------------------------------------
+
+
+@st.cache_data(ttl=SUMMARY_TTL, show_spinner=False)
+def facets() -> Facets:
+    with store().reading() as conn:
+        return Facets(
+            projects=list(conn.execute(_sql.project_names()).scalars()),
+            owners=list(conn.execute(_sql.owners()).scalars()),
+            families=list(conn.execute(_sql.families()).scalars()),
+            datasets=[(p, h) for p, h in conn.execute(_sql.dataset_versions())],
+        )
+
+
+@st.cache_data(ttl=SUMMARY_TTL, show_spinner=False)
+def metric_keys(runs: int = 200) -> list[str]:
+    """Metric keys the newest runs logged (the sort and column choices)."""
+    with store().reading() as conn:
+        return list(conn.execute(_sql.recent_metric_keys(runs)).scalars())
+
+
+@st.cache_data(ttl=RUNS_TTL, show_spinner=False)
+def search_runs(query: str, sort: str | None, limit: int, offset: int) -> RunPage:
+    """One page of runs matching ``query`` (the registry's search language), sorted."""
+    with store().reading() as conn:
+        pks = search_pks(conn, query, sort=sort, limit=limit + 1, offset=offset)
+        runs = _reads().get_runs(conn, pks[:limit], details=False)
+    return RunPage(runs, has_more=len(pks) > limit)
+
+
+@st.cache_data(ttl=RUNS_TTL, show_spinner=False)
+def count_runs(query: str, cap: int = COUNT_CAP) -> tuple[int, bool]:
+    """(how many runs match, whether counting stopped at ``cap``)."""
+    with store().reading() as conn:
+        found = conn.execute(_sql.capped_count(where(conn, query), cap + 1)).scalar_one()
+    return min(found, cap), found > cap
+
+
+@st.cache_data(ttl=RUNS_TTL, show_spinner=False)
+def get_runs(refs: tuple[str, ...]) -> list[RunRecord]:
+    """Full records (params, tags, data, artifacts) of runs given by id, prefix or name."""
+    reads = _reads()
+    with store().reading() as conn:
+        return reads.get_runs(conn, [reads.resolve_run(conn, ref) for ref in refs])
+
+
+@st.cache_data(ttl=RUNS_TTL, show_spinner=False)
+def known_runs(refs: tuple[str, ...]) -> list[RunRecord]:
+    """Summaries of those runs that the store holds (a card may name runs of another store)."""
+    reads, pks = _reads(), []
+    with store().reading() as conn:
+        for ref in refs:
+            try:
+                pks.append(reads.resolve_run(conn, ref))
+            except (RunNotFoundError, AmbiguousRunError):
+                continue
+        return reads.get_runs(conn, pks, details=False)
+
+
+@st.cache_data(ttl=RUNS_TTL, show_spinner=False)
+def comparison(refs: tuple[str, ...], max_points: int = 500) -> Comparison:
+    """The registry's comparison of these runs, histories thinned to ``max_points``."""
+    return compare(list(refs), store=store(), max_points=max_points)
+
+
+# -- overview ----------------------------------------------------------------------------------
+
+
+def _since(conn, project: str | None, days: float) -> float:
+    latest = conn.execute(_sql.latest_start(project)).scalar()
+    return (latest or 0.0) - days * DAY
+
+
+@st.cache_data(ttl=SUMMARY_TTL, show_spinner=False)
+def weekly_runs(project: str | None, weeks: int = 26) -> list[dict[str, Any]]:
+    """Runs per week and owner over the last ``weeks`` weeks of activity."""
+    with store().reading() as conn:
+        since = _since(conn, project, weeks * 7)
+        rows = conn.execute(_sql.weekly_runs(project, since, conn.dialect.name)).all()
+    return [{"week": week * _sql.WEEK, "owner": owner, "runs": n} for week, owner, n in rows]
+
+
+@st.cache_data(ttl=SUMMARY_TTL, show_spinner=False)
+def activity(project: str | None, days: int = 30) -> list[dict[str, Any]]:
+    """Who ran what (owner, project, model family) in the last ``days`` days of activity."""
+    with store().reading() as conn:
+        rows = conn.execute(_sql.activity(project, _since(conn, project, days))).all()
+    return [dict(row._mapping) for row in rows]
+
+
+@st.cache_data(ttl=RUNS_TTL, show_spinner=False)
+def recent_runs(project: str | None, limit: int = 15) -> list[RunRecord]:
+    reads = _reads()
+    with store().reading() as conn:
+        pks = reads.list_run_pks(conn, project_name=project, limit=limit)
+        return reads.get_runs(conn, pks, details=False)
+
+
+@st.cache_data(ttl=SUMMARY_TTL, show_spinner=False)
+def primary_metrics() -> dict[str, tuple[str, str]]:
+    """Per project, the (metric, 'max'|'min') that ranks its runs: the configured one, else
+    one guessed from its newest finished run."""
+    chosen = {}
+    for name in facets().projects:
+        page = search_runs(f"project = {quote(name)} and status = FINISHED", None, 1, 0)
+        settings = workspace().projects
+        metric = primary_metric(page.runs[0], settings) if page.runs else None
+        if metric is None and settings.get(name, {}).get("metric"):
+            metric = (str(settings[name]["metric"]), str(settings[name].get("mode", "max")))
+        if metric:
+            chosen[name] = metric
+    return chosen
+
+
+@st.cache_data(ttl=SUMMARY_TTL, show_spinner=False)
+def best_runs(project: str, limit: int = 5) -> list[RunRecord]:
+    """The project's finished runs with the best final value of its primary metric."""
+    metric = primary_metrics().get(project)
+    if metric is None:
+        return []
+    sort = ("-" if metric[1] == "max" else "") + "metrics." + metric[0]
+    query = f"project = {quote(project)} and status = FINISHED"
+    return search_runs(query, sort, limit, 0).runs
+
+
+@st.cache_data(ttl=SUMMARY_TTL, show_spinner=False)
+def mov_progress(project: str | None) -> list[MovProgress]:
+    """Each MoV of the project with its measurements: the stored definitions, plus those the
+    configuration declares but no one has measured yet (the store is not written to)."""
+    from registry import mov
+
+    with store().reading() as conn:
+        stored = mov._select_definitions(conn, project)
+        measured = mov._select_measurements(conn, project)
+    progress = {(d.project, d.name): mov.progress_of(d, measured.get(key, []))
+                for key, d in stored}
+    for d in config_definitions(workspace()):
+        if project in (None, d.project) and (d.project, d.name) not in progress:
+            progress[(d.project, d.name)] = mov.progress_of(d, [])
+    return [progress[key] for key in sorted(progress)]
+
+
+# -- overlap -----------------------------------------------------------------------------------
+
+
+@st.cache_data(ttl=SUMMARY_TTL, show_spinner=False)
+def exact_duplicates(project: str | None, days: int, across_owners: bool = True,
+                     limit: int = 30) -> list[_overlap.OverlapGroup]:
+    """Experiments run more than once (same code, params and data), newest first."""
+    with store().reading() as conn:
+        stmt = _sql.duplicate_fingerprints(project, _since(conn, project, days),
+                                           across_owners=across_owners, limit=limit)
+        prints = [row.fingerprint for row in conn.execute(stmt)]
+        members = conn.execute(_sql.runs_of_fingerprints(prints)).all() if prints else []
+        records = _reads().get_runs(conn, [pk for pk, _ in members], details=False)
+    return _overlap.exact_groups(prints, zip([fp for _, fp in members], records, strict=True))
+
+
+@st.cache_data(ttl=SUMMARY_TTL, show_spinner=False)
+def near_duplicates(project: str | None, days: int, sample: int = 40
+                    ) -> list[_overlap.OverlapGroup]:
+    """Nearly the same experiment run by different people: the newest ``sample`` runs of
+    the window, each with its similar earlier runs (score >= SIMILAR_ENOUGH)."""
+    reads, opened, ignore = _reads(), store(), workspace().fingerprint_ignore
+    with opened.reading() as conn:
+        pks = reads.list_run_pks(conn, project_name=project, limit=sample,
+                                 since=_since(conn, project, days))
+        recent = reads.get_runs(conn, pks)
+    found = []
+    for pk, record in zip(pks, recent, strict=True):
+        for prior in find_priors(opened, spec_of(record, ignore), exclude=pk, limit=5,
+                                 min_score=SIMILAR_ENOUGH):
+            if not prior.exact and prior.run.owner != record.owner:
+                found.append((prior.run.id, record.id, prior.score, prior.reasons))
+    ids = sorted({i for a, b, _, _ in found for i in (a, b)})
+    with opened.reading() as conn:
+        keys = [pk for pk, _ in conn.execute(_sql.pks_of_ids(ids))] if ids else []
+        full = {r.id: r for r in reads.get_runs(conn, keys)}
+    pairs = [(full[a], full[b], s, why) for a, b, s, why in found]
+    return _overlap.near_groups(pairs, {i: r.params for i, r in full.items()})
+
+
+# -- zoo and catalog ---------------------------------------------------------------------------
+
+
+@st.cache_data(ttl=ZOO_TTL, show_spinner=False)
+def zoo_sources() -> list[str]:
+    import zoo
+
+    return zoo.list_sources()
+
+
+@st.cache_data(ttl=ZOO_TTL, show_spinner=False)
+def zoo_models(query: str | None, source: str | None, pretrained_only: bool,
+               available_only: bool) -> list[dict[str, Any]]:
+    """The zoo's backbones with their metadata and whether their weights are on this machine."""
+    import zoo
+
+    return [m.to_dict() for m in zoo.list(query or None, source, pretrained_only=pretrained_only,
+                                          available_only=available_only)]
+
+
+def catalog_problem() -> str | None:
+    """Why the catalog cannot be shown (its package missing or broken), or None."""
+    try:
+        module = importlib.import_module("catalog")
+        missing = [n for n in ("search", "get", "render_html", "reuse_snippet")
+                   if not hasattr(module, n)]
+    except Exception as exc:  # a broken optional package must not break the dashboard
+        return f"the catalog package cannot be imported: {exc}"
+    return f"the catalog package lacks {', '.join(missing)}" if missing else None
+
+
+@st.cache_data(ttl=RUNS_TTL, show_spinner=False)
+def catalog_cards(query: str, project: str | None, status: str | None,
+                  limit: int = 100) -> list[dict[str, Any]]:
+    """Card summaries matching ``query``, as plain dicts."""
+    import catalog
+
+    found = catalog.search(query, project=project, status=status, limit=limit,
+                           workspace=workspace())
+    return [_plain(card) for card in found]
+
+
+@st.cache_data(ttl=RUNS_TTL, show_spinner=False)
+def catalog_card(name: str, version: str | None) -> dict[str, Any]:
+    """A card: its fields, sanitised HTML, reuse snippet and the ids of its runs."""
+    import catalog
+
+    card = catalog.get(name, version, workspace=workspace())
+    fields = {k: getattr(card, k, None) for k in _CARD_FIELDS}
+    return {**fields, "path": str(getattr(card, "path", "") or ""),
+            "runs": [str(r) for r in getattr(card, "runs", None) or []],
+            "html": catalog.render_html(card), "snippet": catalog.reuse_snippet(card)}
+
+
+_CARD_FIELDS = ("name", "version", "status", "project", "owner", "backbone")
+
+
+def _plain(obj: Any) -> dict[str, Any]:
+    from dataclasses import asdict, is_dataclass
+
+    if hasattr(obj, "to_dict"):
+        return obj.to_dict()
+    if is_dataclass(obj) and not isinstance(obj, type):
+        return asdict(obj)
+    return {k: getattr(obj, k, None) for k in _CARD_FIELDS}
+
