@@ -17,7 +17,7 @@ from sqlalchemy import Connection, delete, func, insert, select, text, update
 
 from catalog._card import ModelCard
 from catalog._schema import STATUSES, CardProblem
-from registry.store._textindex import fts_phrase
+from registry.store._textindex import fts_phrase, write_documents
 from registry.store.schema import model_card
 
 __all__ = ["IndexResult", "card_rows", "index_cards", "matching_ids", "row_to_card"]
@@ -120,14 +120,8 @@ def _texts(values: Any) -> list[str]:
 
 
 def _write_document(conn: Connection, card_id: int, doc: str) -> None:
-    row = {"id": card_id, "doc": doc}
-    if conn.dialect.name == "sqlite":
-        conn.execute(text("DELETE FROM card_fts WHERE rowid = :id"), row)
-        conn.execute(text("INSERT INTO card_fts (rowid, document) VALUES (:id, :doc)"), row)
-    else:
-        conn.execute(text(
-            "INSERT INTO card_text (card_id, document) VALUES (:id, :doc) "
-            "ON CONFLICT (card_id) DO UPDATE SET document = excluded.document"), row)
+    write_documents(conn, {card_id: doc}, sqlite_table="card_fts", pg_table="card_text",
+                    pg_key="card_id")
 
 
 def _remove(conn: Connection, ids: Iterable[int]) -> None:

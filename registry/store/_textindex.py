@@ -14,7 +14,7 @@ from sqlalchemy import ColumnElement, Connection, bindparam, select, text, true
 
 from registry.store.schema import param, run, tag
 
-__all__ = ["fts_phrase", "matching", "refresh", "refresh_all"]
+__all__ = ["fts_phrase", "matching", "refresh", "refresh_all", "write_documents"]
 
 _BATCH = 500
 _SQLITE = "SELECT rowid FROM run_fts WHERE run_fts MATCH :phrase"
@@ -69,16 +69,25 @@ def _documents(conn: Connection, pks: Sequence[int]) -> dict[int, str]:
 
 
 def _write(conn: Connection, docs: dict[int, str]) -> None:
+    write_documents(conn, docs, sqlite_table="run_fts", pg_table="run_text", pg_key="run_pk")
+
+
+def write_documents(conn: Connection, docs: dict[int, str], *, sqlite_table: str,
+                    pg_table: str, pg_key: str) -> None:
+    """Replace the documents of these keys in a text index: an FTS5 table keyed by rowid on
+    SQLite, a ``(key, document, tsv)`` table on PostgreSQL (runs here, cards in the catalog).
+    The table names are this package's constants, never user input."""
     if not docs:
         return
     rows = [{"pk": pk, "doc": doc} for pk, doc in docs.items()]
     if conn.dialect.name == "sqlite":
-        conn.execute(text("DELETE FROM run_fts WHERE rowid = :pk"), rows)
-        conn.execute(text("INSERT INTO run_fts (rowid, document) VALUES (:pk, :doc)"), rows)
+        conn.execute(text(f"DELETE FROM {sqlite_table} WHERE rowid = :pk"), rows)
+        conn.execute(text(f"INSERT INTO {sqlite_table} (rowid, document) VALUES (:pk, :doc)"),
+                     rows)
     else:
         conn.execute(text(
-            "INSERT INTO run_text (run_pk, document) VALUES (:pk, :doc) "
-            "ON CONFLICT (run_pk) DO UPDATE SET document = excluded.document"), rows)
+            f"INSERT INTO {pg_table} ({pg_key}, document) VALUES (:pk, :doc) "
+            f"ON CONFLICT ({pg_key}) DO UPDATE SET document = excluded.document"), rows)
 
 
 def forget(conn: Connection, run_pks: Iterable[int]) -> None:
