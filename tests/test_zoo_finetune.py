@@ -309,3 +309,20 @@ def test_cli_finetunes_and_prints_the_result(images: Path, ws: Workspace,
 
     missing = CliRunner().invoke(cli, args)
     assert missing.exit_code == 1 and "pretrained weights" in missing.output
+
+
+def test_cli_exports_a_runs_checkpoint(images: Path, ws: Workspace,
+                                       monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
+    from registry.cli import cli
+
+    monkeypatch.setenv("CAIRN_STORE", ws.store_url)
+    monkeypatch.setenv("CAIRN_ARTIFACTS", ws.artifact_root)
+    result = tune(images, ws, project="export")
+    out = tmp_path / "exported"
+    done = CliRunner().invoke(cli, ["zoo", "export", result.run_id[:8], "--out", str(out),
+                                    "--format", "safetensors"], catch_exceptions=False)
+    assert done.exit_code == 0, done.output
+    assert (out / "model.safetensors").is_file() and "safetensors" in done.output
+    assert not (out / "model.onnx").exists()
+    bad = CliRunner().invoke(cli, ["zoo", "export", "nope", "--out", str(out)])
+    assert bad.exit_code == 1 and "nope" in bad.output

@@ -21,7 +21,12 @@ import numpy as np
 from click.testing import CliRunner
 
 import zoo
-from zoo.errors import UnknownModelError, WeightsMismatchError, WeightsNotFoundError
+from zoo.errors import (
+    ScratchUnsupportedError,
+    UnknownModelError,
+    WeightsMismatchError,
+    WeightsNotFoundError,
+)
 from zoo.sources.tfhub import CURATED, hub_cache_dir, import_tf, inspect_saved_model
 
 _mods = import_tf()
@@ -165,6 +170,7 @@ def test_missing_weights_say_what_to_put_where(caches):
     assert folder in message and handle in message and "saved_model.pb" in message
     assert str(caches["team"] / "inception_v3") in message
     assert "TFHUB_CACHE_DIR" in message and "weights=PATH" in message
+    assert "pretrained=False" not in message  # a SavedModel has no random initialisation
 
 
 def test_weights_option_stands_in_for_the_handle(models, tmp_path):
@@ -221,7 +227,7 @@ def test_num_classes_zero_gives_the_feature_vector(models):
 
 
 def test_pretrained_false_is_refused(models):
-    with pytest.raises(ValueError, match="cannot be created without pretrained weights"):
+    with pytest.raises(ScratchUnsupportedError, match="cannot be created without pretrained"):
         zoo.create(f"tfhub:{models['k2']}", num_classes=2, pretrained=False)
 
 

@@ -148,3 +148,45 @@ def _params(n: int | None) -> str | None:
             return f"{n / scale:.3g}{unit}"
     return str(n)
 
+
+
+@zoo.command("export")
+@click.argument("source")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
+              help="Folder for model.safetensors and model.onnx.")
+@click.option("--format", "formats", multiple=True, type=click.Choice(("safetensors", "onnx")),
+              help="What to write (repeatable; default: both).")
+@click.option("--model", "model_name", help="Zoo name (default: the checkpoint's own).")
+@click.option("--image-size", type=click.IntRange(1), help="Input size for the ONNX graph.")
+@click.option("--atol", default=1e-4, show_default=True, type=float,
+              help="Largest difference allowed between ONNX Runtime and PyTorch.")
+def export(source: str, out_dir: str, formats: tuple[str, ...], model_name: str | None,
+           image_size: int | None, atol: float) -> None:
+    """Export a fine-tuned model: SOURCE is a run (its model.safetensors) or a checkpoint
+    file. The ONNX file is checked with onnx's checker and against PyTorch's output."""
+    import tempfile
+    from pathlib import Path
+
+    from zoo.export import FORMATS, export_checkpoint
+
+    with tempfile.TemporaryDirectory() as tmp:
+        checkpoint = Path(source) if Path(source).is_file() else _run_weights(source, Path(tmp))
+        written = export_checkpoint(model_name, checkpoint, out_dir,
+                                    formats=formats or FORMATS, image_size=image_size,
+                                    atol=atol)
+    for fmt, path in written.items():
+        click.echo(f"{fmt.ljust(12)}  {path}")
+
+
+def _run_weights(ref: str, folder):
+    """The run's best checkpoint (artifact ``model.safetensors``), fetched into ``folder``."""
+    import registry
+    from registry.artifacts import ArtifactStore
+
+    record = registry.get_run(ref)
+    found = [a for a in record.artifacts if a.name.rsplit("/", 1)[-1] == "model.safetensors"]
+    if not found:
+        raise click.ClickException(f"run {record.id[:8]} logged no model.safetensors artifact")
+    artifact = min(found, key=lambda a: (a.name != "model.safetensors", a.name))
+    root = registry.load_workspace().artifact_root
+    return ArtifactStore(root).get(artifact.sha256, folder / "model.safetensors")

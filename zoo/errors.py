@@ -49,13 +49,26 @@ class UnknownSourceError(ZooError):
 class WeightsNotFoundError(ZooError):
     """Pretrained weights were asked for and are not on this machine (nothing is downloaded)."""
 
-    def __init__(self, name: str, expected: str, hint: str = "") -> None:
+    def __init__(self, name: str, expected: str, hint: str = "", *,
+                 scratch_ok: bool = True) -> None:
         self.name, self.expected, self.hint = name, expected, hint
         super().__init__(
             f"pretrained weights for {name!r} are not on this machine: put them at {expected}"
             + (f" ({hint})" if hint else "")
-            + ", pass weights=PATH, or use pretrained=False to train from scratch"
+            + (", pass weights=PATH, or use pretrained=False to train from scratch"
+               if scratch_ok else ", or pass weights=PATH")
         )
+
+
+class ScratchUnsupportedError(ZooError):
+    """The model comes only with its weights (a TF Hub SavedModel): it has no random init."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        super().__init__(
+            f"{name} is a TF Hub SavedModel: its architecture and weights come together, so it "
+            "cannot be created without pretrained weights (pretrained=False); use a timm model "
+            "to train from scratch")
 
 
 class SourceUnavailableError(ZooError):

@@ -29,7 +29,7 @@ import numpy as np
 from zoo.errors import FinetuneConfigError
 from zoo.finetune._config import DEFAULT_LR, FinetuneConfig
 from zoo.finetune._result import FinetuneResult
-from zoo.finetune.data import Sample, scan_image_folder, split
+from zoo.finetune.data import Sample, prepare
 from zoo.finetune.schedule import WarmupCosine
 from zoo.sources.tfhub import import_tf
 
@@ -142,12 +142,8 @@ class _Session:
     def run(self) -> FinetuneResult:
         """Prepare everything that can fail on bad input, then record the run and fit."""
         cfg = self.cfg
-        index = scan_image_folder(cfg.data)
-        if cfg.num_classes is not None and cfg.num_classes != len(index.classes):
-            raise FinetuneConfigError("num_classes", cfg.num_classes,
-                                      f"{cfg.data} has {len(index.classes)} class folders")
-        self.classes = index.classes
-        self.train, self.val = split(index, cfg.val_fraction, cfg.seed)
+        self.classes, self.train, self.val = prepare(cfg.data, cfg.num_classes,
+                                                     cfg.val_fraction, cfg.seed)
         tf_keras.utils.set_random_seed(cfg.seed)
         net = self._model()
         self.size = int(net.input_shape[1])

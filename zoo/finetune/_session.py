@@ -18,7 +18,7 @@ from zoo.finetune._loaders import Loaders, data_config, default_workers, make_lo
 from zoo.finetune._progress import Progress
 from zoo.finetune._result import FinetuneResult
 from zoo.finetune.checkpoint import load_state, save_state
-from zoo.finetune.data import scan_image_folder, split
+from zoo.finetune.data import prepare
 from zoo.finetune.loop import EpochStats, Trainer
 from zoo.finetune.schedule import WarmupCosine
 from zoo.finetune.strategies import Trainable, apply_strategy, param_groups
@@ -50,12 +50,7 @@ class _Session:
 
     def run(self) -> FinetuneResult:
         cfg = self.config
-        index = scan_image_folder(cfg.data)
-        if cfg.num_classes is not None and cfg.num_classes != len(index.classes):
-            raise FinetuneConfigError("num_classes", cfg.num_classes,
-                                      f"{cfg.data} has {len(index.classes)} class folders")
-        self.classes = index.classes
-        train, val = split(index, cfg.val_fraction, cfg.seed)
+        self.classes, train, val = prepare(cfg.data, cfg.num_classes, cfg.val_fraction, cfg.seed)
         torch.manual_seed(cfg.seed)
         model = self._model()
         self.loaders = self._loaders(model, train, val)

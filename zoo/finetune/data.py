@@ -21,7 +21,8 @@ from pathlib import Path
 
 from zoo.errors import DataFolderError, FinetuneConfigError
 
-__all__ = ["IMAGE_EXTENSIONS", "ImageFolderIndex", "Sample", "scan_image_folder", "split"]
+__all__ = ["IMAGE_EXTENSIONS", "ImageFolderIndex", "Sample", "prepare", "scan_image_folder",
+           "split"]
 
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif",
                               ".tiff", ".ppm"})
@@ -105,3 +106,15 @@ def _hidden(name: str) -> bool:
 def _rank(seed: int, root: Path, path: Path) -> bytes:
     relative = path.relative_to(root).as_posix()
     return hashlib.blake2b(f"{seed}\0{relative}".encode(), digest_size=16).digest()
+
+
+def prepare(root: str | os.PathLike, num_classes: int | None, val_fraction: float,
+            seed: int) -> tuple[list[str], list[Sample], list[Sample]]:
+    """The classes and the train/val split of an image folder, checking ``num_classes``
+    (None: as many as there are class folders) against the folder."""
+    index = scan_image_folder(root)
+    if num_classes is not None and num_classes != len(index.classes):
+        raise FinetuneConfigError("num_classes", num_classes,
+                                  f"{root} has {len(index.classes)} class folders")
+    train, val = split(index, val_fraction, seed)
+    return index.classes, train, val

@@ -30,6 +30,7 @@ from zoo import _weights
 from zoo._info import ModelInfo
 from zoo._registry import register_source, suggest
 from zoo.errors import (
+    ScratchUnsupportedError,
     SourceUnavailableError,
     UnknownModelError,
     WeightsMismatchError,
@@ -289,14 +290,14 @@ def _saved_model(info: ModelInfo, pretrained: bool, weights: str | Path | None) 
         path = Path(weights).expanduser().resolve()
         if not _is_saved_model(path):
             raise WeightsNotFoundError(info.name, str(path), "weights= must be a SavedModel "
-                                       "folder holding saved_model.pb and variables/")
+                                       "folder holding saved_model.pb and variables/",
+                                       scratch_ok=False)
         return path
     if not pretrained:
-        raise ValueError(f"{info.name} is a TF Hub SavedModel: its architecture and weights "
-                         "come together, so it cannot be created without pretrained weights "
-                         "(pretrained=False); use a timm model to train from scratch")
+        raise ScratchUnsupportedError(info.name)
     if not info.weights_available:
-        raise WeightsNotFoundError(info.name, str(info.weights_location), _hint(info))
+        raise WeightsNotFoundError(info.name, str(info.weights_location), _hint(info),
+                                   scratch_ok=False)
     return Path(str(info.weights_location))
 
 
