@@ -9,9 +9,7 @@ export TF_CPP_MIN_LOG_LEVEL := 3
 .PHONY: demo test setup lint bench
 
 demo: setup
-	$(VENV)/bin/cairn init
-	$(PY) -m registry.examples.quickstart
-	$(VENV)/bin/cairn runs list
+	$(VENV)/bin/cairn demo
 
 test: setup
 	bash .ci/postgres
