@@ -49,10 +49,20 @@ def fingerprint(code: Mapping[str, Any], params: Mapping[str, ParamValue],
     doc = {
         "code": code_part,
         "params": normalise_params(params, ignore),
-        "data": sorted([role, h or f"path:{path}"] for role, h, path in data),
+        "data": _data_part(data),
     }
     blob = json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
     return hashlib.sha256(blob).hexdigest()
+
+
+def _data_part(data: Iterable[tuple[str, str | None, str]]) -> list[list[str]]:
+    """(role, version) pairs. A DVC stage dependency (role ``dep``) that the script also
+    declares under a role of its own counts once, under that role: the same experiment run
+    inside ``dvc repro`` and by hand gets the same fingerprint."""
+    entries = {(role, h or f"path:{path}") for role, h, path in data}
+    named = {version for role, version in entries if role != "dep"}
+    return sorted([role, version] for role, version in entries
+                  if role != "dep" or version not in named)
 
 
 def data_key(hashes: Iterable[str | None]) -> str | None:

@@ -211,10 +211,13 @@ class Run:
         self._store.update_run(self._pk, fingerprint=spec.fingerprint, data_key=spec.data_key)
         if ws.on_duplicate == "ignore":
             return
-        known = {p.run.id for p in self.tried}
+        # A prior is new news when unseen, or when it was similar and is now the same run.
+        exact = {p.run.id: p.exact for p in self.tried}
         fresh = [p for p in find_priors(self._store, spec, exclude=self._pk, limit=5,
-                                        min_score=SIMILAR_ENOUGH) if p.run.id not in known]
-        self.tried.extend(fresh)
+                                        min_score=SIMILAR_ENOUGH)
+                 if p.run.id not in exact or (p.exact and not exact[p.run.id])]
+        upgraded = {p.run.id for p in fresh}
+        self.tried = [p for p in self.tried if p.run.id not in upgraded] + fresh
         for line in describe_all(fresh, ws.projects):
             self._warn(line)
 

@@ -36,13 +36,13 @@ def _run(ws, params, owner="ana", data_hash=None, acc=0.9, **kw):
     return run
 
 
-def _use(ws, run, data_hash):
+def _use(ws, run, data_hash, role="train"):
     from registry.capture.dvc import DataVersion
 
-    version = DataVersion(path="data/train", tracked=True, hash=data_hash, hash_kind="md5",
-                          size=10, nfiles=2, remote=None, source="data/train.dvc", dirty=False,
-                          dirty_check="stat-cache")
-    run._add_data(version, "train", [])
+    version = DataVersion(path=f"data/{role}", tracked=True, hash=data_hash, hash_kind="md5",
+                          size=10, nfiles=2, remote=None, source=f"data/{role}.dvc",
+                          dirty=False, dirty_check="stat-cache")
+    run._add_data(version, role, [])
 
 
 def test_the_same_experiment_by_someone_else_is_named_at_start(workspace, repo):
@@ -176,3 +176,30 @@ def test_cli_similar_and_best(workspace, repo, monkeypatch):
     assert b.id in out
     missing = CliRunner().invoke(cli, ["runs", "best", "--data", "7777", "--metric", "val_acc"])
     assert missing.exit_code == 1 and "no finished run" in missing.output
+
+
+def test_a_similar_prior_that_becomes_the_same_is_announced_again(workspace, repo):
+    x = "a" * 32 + ".dir"
+    first = _run(workspace, CFG, owner="ana", data_hash=x)
+    run = registry.start_run(project="defects", params=dict(CFG), owner="ben",
+                             workspace=workspace)
+    _use(workspace, run, x, role="dep")  # as `dvc repro` records a stage's deps first
+    assert not next(p for p in run.tried if p.run.id == first.id).exact
+    _use(workspace, run, x)  # the script's own use_data: now the same experiment
+    run.end()
+    assert [p.exact for p in run.tried if p.run.id == first.id] == [True]
+    assert any("same experiment" in w and "ana" in w for w in run.warnings)
+
+
+def test_a_stage_dependency_the_script_also_declares_counts_once(workspace, repo):
+    """Inside `dvc repro` the stage's deps are recorded (role dep) before the script's own
+    use_data: the same experiment run by hand must still be the same fingerprint."""
+    x = "c" * 32 + ".dir"
+    with registry.start_run(project="defects", params=CFG, owner="ana",
+                            workspace=workspace) as in_repro:
+        _use(workspace, in_repro, x, role="dep")
+        _use(workspace, in_repro, x)
+    by_hand = _run(workspace, dict(CFG), owner="ben", data_hash=x)
+    assert [p.exact for p in by_hand.tried if p.run.id == in_repro.id] == [True]
+    assert registry.get_run(by_hand.id, workspace=workspace).fingerprint == \
+        registry.get_run(in_repro.id, workspace=workspace).fingerprint
