@@ -30,11 +30,15 @@ def catalog() -> None:
 @click.option("--name", help="Card name (default: the run's name).")
 @click.option("--version", help="Card version (default: the next one).")
 @click.option("--force", is_flag=True, help="Overwrite a card of the same name and version.")
-def new(run_ref: str, name: str | None, version: str | None, force: bool) -> None:
+@click.option("--track", type=click.Choice(("auto", "add", "stage", "none")), default="auto",
+              show_default=True,
+              help="How DVC tracks the weights: `dvc add`, the running `dvc repro` stage's "
+                   "dvc.lock, or not at all (auto: the stage inside dvc repro, else add).")
+def new(run_ref: str, name: str | None, version: str | None, force: bool, track: str) -> None:
     """Draft a card from RUN's record; the TODO(cairn) places are for a person to write."""
     from catalog._draft import draft
 
-    result = draft(run_ref, name=name, version=version, force=force)
+    result = draft(run_ref, name=name, version=version, force=force, track=track)
     click.echo(f"drafted {result.name}@{result.version}: {result.path}")
     for note in result.notes:
         click.echo(f"  note: {note}")

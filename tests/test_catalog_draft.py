@@ -203,5 +203,10 @@ def test_cli_new(dvc_repo: Workspace, monkeypatch: pytest.MonkeyPatch) -> None:
     assert out.exit_code == 0, out.output
     assert "drafted cli@1" in out.output
     assert (dvc_repo.catalog_dir / "cli" / "README.md").is_file()
+    assert (dvc_repo.catalog_dir / "cli" / "model.safetensors.dvc").is_file()  # dvc add
+    out = CliRunner().invoke(catalog_cli, ["new", "--from-run", run_id[:8], "--name", "plain",
+                                           "--track", "none"])
+    assert out.exit_code == 0, out.output
+    assert not (dvc_repo.catalog_dir / "plain" / "model.safetensors.dvc").exists()
     out = CliRunner().invoke(catalog_cli, ["new", "--from-run", "nope"])
     assert out.exit_code == 1 and "no run matches 'nope'" in out.output
