@@ -10,6 +10,7 @@ newest runs, so pages stay fast on a store of 100,000 runs.
 from __future__ import annotations
 
 import importlib
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,7 +30,7 @@ from registry.store import SqlStore
 
 __all__ = [
     "COUNT_CAP", "STATUSES", "Facets", "RunPage", "activity", "best_runs", "catalog_card",
-    "catalog_cards", "catalog_problem", "comparison", "count_runs", "exact_duplicates",
+    "catalog_cards", "catalog_problem", "comparison", "count_runs", "counting", "exact_duplicates",
     "facets", "get_runs", "known_runs", "metric_keys", "mov_progress", "near_duplicates",
     "primary_metrics", "recent_runs", "search_runs", "store", "weekly_runs", "workspace",
     "zoo_models", "zoo_sources",
@@ -128,10 +129,26 @@ def search_runs(query: str, sort: str | None, limit: int, offset: int) -> RunPag
     return RunPage(runs, has_more=len(pks) > limit)
 
 
-@st.cache_data(ttl=RUNS_TTL, show_spinner=False)
 def count_runs(query: str, cap: int = COUNT_CAP) -> tuple[int, bool]:
     """(how many runs match, whether counting stopped at ``cap``)."""
-    with store().reading() as conn:
+    return counting(query, cap).result()
+
+
+@st.cache_resource(ttl=RUNS_TTL, max_entries=256, show_spinner=False)
+def counting(query: str, cap: int = COUNT_CAP) -> Future[tuple[int, bool]]:
+    """:func:`count_runs` under way in a background thread, shared by every session: a count
+    can take a second on a cold store, and a page that waits for it in short steps can be
+    interrupted by the next search (Streamlit cannot interrupt a statement)."""
+    return _counters().submit(_count, store(), query, cap)
+
+
+@st.cache_resource
+def _counters() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=2, thread_name_prefix="cairn-count")
+
+
+def _count(opened: SqlStore, query: str, cap: int) -> tuple[int, bool]:
+    with opened.reading() as conn:
         found = conn.execute(_sql.capped_count(where(conn, query), cap + 1)).scalar_one()
     return min(found, cap), found > cap
 

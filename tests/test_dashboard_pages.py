@@ -159,6 +159,16 @@ def test_runs_page_searches_filters_and_reports_bad_queries(filled):
     assert "bad query" in at.error[0].value
 
 
+def test_runs_are_counted_in_the_background_shared_and_capped(filled):
+    from dashboard import data
+
+    counting = data.counting("owner = ben")
+    assert counting.result(timeout=30) == (2, False)
+    assert data.counting("owner = ben") is counting  # every session shares one count
+    assert data.count_runs("", cap=3) == (3, True)
+    assert data.count_runs("status = KILLED") == (0, False)
+
+
 def test_compare_shows_differences_side_by_side(filled):
     _, ids = filled
     at = _app("compare", runs=f"{ids['base']},{ids['lr']}")

@@ -7,6 +7,7 @@ from dashboard import _format, _ui, data
 SORTS = {"started": "Started", "name": "Name", "owner": "Owner", "duration": "Duration"}
 PAGE_SIZES = (25, 50, 100)
 EXAMPLE = 'val_acc >= 0.9 and params.lr < 1e-3 "mixup"'
+COUNT_WAIT_S = 0.1
 
 
 def facet_choices() -> dict[str, list[str]]:
@@ -26,14 +27,27 @@ def facet_widgets(facets: data.Facets) -> None:
     side.multiselect("Backbone family", facets.families, key="f_backbone")
 
 
-def sort_choice() -> str:
-    keys = [*SORTS, *(f"metrics.{k}" for k in data.metric_keys())]
+def sort_keys() -> list[str]:
+    return [*SORTS, *(f"metrics.{k}" for k in data.metric_keys())]
+
+
+def sort_choice(keys: list[str]) -> str:
+    """The sort chosen, read before its widgets are drawn (after the table)."""
+    field = st.session_state.get("sort")
+    order = st.session_state.get("order", "Descending")
+    return ("" if order == "Ascending" else "-") + (field if field in keys else keys[0])
+
+
+def controls(keys: list[str]) -> None:
+    st.text_input("Search", key="q", placeholder=EXAMPLE,
+                  help="Fields: params.KEY, metrics.KEY (or a bare metric name), tags.KEY, "
+                       "data[.ROLE][.hash|.path], owner, project, status, started, "
+                       "family...; and / or / not; free text in quotes.")
     left, right, size = st.columns([3, 2, 1])
-    field = left.selectbox("Sort by", keys, format_func=lambda k: SORTS.get(k, k), key="sort")
-    order = right.segmented_control("Order", ["Descending", "Ascending"], key="order",
-                                    default="Descending")
+    left.selectbox("Sort by", keys, format_func=lambda k: SORTS.get(k, k), key="sort")
+    right.segmented_control("Order", ["Descending", "Ascending"], key="order",
+                            default="Descending")
     size.selectbox("Per page", PAGE_SIZES, index=1, key="page_size")
-    return ("" if order == "Ascending" else "-") + field
 
 
 def page_number(signature: tuple) -> int:
@@ -63,21 +77,37 @@ def compare_button(selected: list) -> None:
         st.switch_page("app_pages/compare.py", query_params={"runs": ",".join(ids)})
 
 
-def count_caption(query: str, shown: int, offset: int) -> None:
-    found, capped = data.count_runs(query)
-    total = f"{found:,}+" if capped else f"{found:,}"
+def count_caption(slot, query: str, shown: int, offset: int, has_more: bool) -> None:
+    """How many runs match, in ``slot``: known at once on the last page; otherwise counted in
+    a background thread and awaited last, in short waits that each send the caption (a point
+    where Streamlit stops the script for the next search), so a slow count holds up neither
+    the table nor the next search."""
     first = offset + 1 if shown else 0
-    st.caption(f"Runs {first:,} to {offset + shown:,} of {total} matching", help=query or None)
+    line = f"Runs {first:,} to {offset + shown:,} of {{}} matching{{}}"
+    if not has_more:
+        slot.caption(line.format(f"{offset + shown:,}", ""), help=query or None)
+        return
+    future = data.counting(query)
+    while True:
+        try:
+            found, capped = future.result(timeout=COUNT_WAIT_S)
+            break
+        except TimeoutError:
+            slot.caption(line.format(f"{offset + shown + 1:,}+", " (counting…)"),
+                         help=query or None)
+    total = f"{found:,}+" if capped else f"{found:,}"
+    slot.caption(line.format(total, ""), help=query or None)
 
 
 st.title("Runs")
+# The table is built first, from the widgets' values in the session state, and the search
+# box and sort widgets are drawn above it afterwards: the browser gets the table's data (and
+# starts loading the grid's code) before the widgets'.
+above, counted = st.container(), None
 with _ui.guard():
-    text = st.text_input("Search", key="q", placeholder=EXAMPLE,
-                         help="Fields: params.KEY, metrics.KEY (or a bare metric name), "
-                              "tags.KEY, data[.ROLE][.hash|.path], owner, project, status, "
-                              "started, family...; and / or / not; free text in quotes.")
-    query = _format.facet_query(text, facet_choices())
-    sort = sort_choice()
+    keys = sort_keys()
+    query = _format.facet_query(st.session_state.get("q", ""), facet_choices())
+    sort = sort_choice(keys)
     size = st.session_state.get("page_size", 50)
     page = page_number((query, sort, size))
     result = data.search_runs(query, sort, size, page * size)
@@ -86,7 +116,12 @@ with _ui.guard():
     event = _ui.runs_table(result.runs, metrics, key="runs_table")
     selected = [result.runs[i] for i in event.selection.rows if i < len(result.runs)]
     pager(page, result.has_more)
-    count_caption(query, len(result.runs), page * size)
+    counted = (st.empty(), query, len(result.runs), page * size, result.has_more)
     compare_button(selected)
+with above, _ui.guard():  # drawn even after a bad query, so the query can be mended
+    controls(sort_keys())
 with _ui.guard():  # drawn even after a bad query, so the chosen facets are kept
     facet_widgets(data.facets())
+if counted is not None:
+    with _ui.guard():  # last: the only step that may wait
+        count_caption(*counted)
