@@ -30,37 +30,10 @@ from tests.conftest import git
 pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[1]
-# The workspace settings the demo needs: the same as [tool.cairn] in the repository's
-# pyproject.toml (test_repository_config_is_the_demos checks they agree).
-CONFIG = """\
-store = "sqlite:///.cairn/registry.db"
-artifacts = ".cairn/artifacts"
-catalog = "demo/catalog"
-
-[projects.surface-inspection]
-description = "Sheet-metal surface inspection on line 3: scratches, dents and stains"
-metric = "val/accuracy"
-
-[projects.surface-inspection.mov.escaped_defects]
-unit = "per 10k parts"
-direction = "lower"
-baseline = 120
-target = 15
-stakeholder = "Quality, plant 3"
-description = "Defective parts per 10,000 that reach the customer"
-
-[projects.weld-qa]
-description = "Weld seam inspection: porosity and undercut"
-metric = "val/accuracy"
-
-[projects.weld-qa.mov.reinspection_minutes]
-unit = "min/shift"
-direction = "lower"
-baseline = 240
-target = 24
-stakeholder = "Welding shop supervisor"
-description = "Minutes per shift spent reinspecting welds by hand"
-"""
+# The workspace settings the demo needs: the repository's own [tool.cairn] tables (the last
+# part of its pyproject.toml), given to the temporary repository as its pyproject.toml.
+PYPROJECT = REPO / "pyproject.toml"
+CONFIG = PYPROJECT.read_text()[PYPROJECT.read_text().index("[tool.cairn]"):]
 PROJECTS = {"surface-inspection": {"alice"}, "weld-qa": {"bob", "carol"}}
 CARD = "surface-r10t"
 
@@ -82,7 +55,7 @@ def demo_repo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, floa
     for name in ("dvc.yaml", "params.yaml", "demo/.gitignore"):
         (root / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(REPO / name, root / name)
-    (root / "cairn.toml").write_text(CONFIG)
+    (root / "pyproject.toml").write_text(CONFIG)
     subprocess.run([sys.executable, "-m", "dvc", "init", "-q"], cwd=root, env=_env(),
                    check=True)
     git(root, "add", "-A")
@@ -186,7 +159,8 @@ def test_carol_is_warned_that_bob_ran_it(demo_repo, ws: Workspace) -> None:
     runs = _runs(ws)
     bob = next(r for r in runs if r.owner == "bob" and r.name == "weld-scratch")
     (carol,) = [r for r in runs if r.owner == "carol"]
-    warned = [w for w in carol.warnings if "run by bob" in w and bob.id[:8] in w]
+    warned = [w for w in carol.warnings
+              if "the same experiment was run by bob" in w and bob.id[:8] in w]
     assert warned, carol.warnings
     assert carol.params == bob.params and carol.code["commit"] == bob.code["commit"]
     assert warned[0] in demo_repo[1]  # shown in the summary
@@ -219,9 +193,10 @@ def test_mlflow_export_is_readable_by_mlflow(demo_repo, ws: Workspace) -> None:
         transfer.metrics["eval/accuracy"].last)
 
 
-def test_repository_config_is_the_demos() -> None:
-    pyproject = tomllib.loads((REPO / "pyproject.toml").read_text())
-    assert pyproject["tool"]["cairn"] == tomllib.loads(CONFIG)
+def test_the_demo_config_is_all_of_the_repositorys() -> None:
+    config = tomllib.loads(CONFIG)
+    assert list(config) == ["tool"] and list(config["tool"]) == ["cairn"]
+    assert config["tool"]["cairn"] == tomllib.loads(PYPROJECT.read_text())["tool"]["cairn"]
 
 
 def test_second_run_serves_and_records_nothing_twice(demo_repo, ws: Workspace) -> None:
