@@ -7,10 +7,15 @@ from collections.abc import Sequence
 from registry.errors import CairnError
 
 __all__ = [
+    "CheckpointError",
     "DataFolderError",
+    "EvaluationInputError",
+    "ExportError",
     "FinetuneConfigError",
     "NoClassifierError",
+    "OnnxMismatchError",
     "ResumeError",
+    "ScratchUnsupportedError",
     "SourceUnavailableError",
     "UnknownModelError",
     "UnknownSourceError",
@@ -122,3 +127,38 @@ class ResumeError(ZooError):
     def __init__(self, path: str, reason: str) -> None:
         self.path, self.reason = path, reason
         super().__init__(f"cannot resume from {path}: {reason}")
+
+
+class EvaluationInputError(ZooError):
+    """Labels, predictions or class names that cannot be evaluated (says which and why)."""
+
+    def __init__(self, field: str, detail: str) -> None:
+        self.field, self.detail = field, detail
+        super().__init__(f"cannot evaluate: {field} {detail}")
+
+
+class ExportError(ZooError):
+    """A model could not be exported or the exported file failed its check."""
+
+    def __init__(self, path: str, detail: str) -> None:
+        self.path, self.detail = path, detail
+        super().__init__(f"cannot export {path}: {detail}")
+
+
+class OnnxMismatchError(ExportError):
+    """onnxruntime's output on the sample differs from PyTorch's by more than ``atol``."""
+
+    def __init__(self, path: str, max_abs_diff: float, atol: float, exporter: str) -> None:
+        self.max_abs_diff, self.atol, self.exporter = max_abs_diff, atol, exporter
+        super().__init__(path, f"onnxruntime's output differs from PyTorch's by up to "
+                         f"{max_abs_diff:.3g} (> atol {atol:g}, {exporter} exporter); the "
+                         "model uses an operation the export changed: try exporter='legacy' "
+                         "or 'dynamo', or a looser atol if the difference is numerical noise")
+
+
+class CheckpointError(ZooError):
+    """A checkpoint file is missing, unreadable or lacks the metadata an export needs."""
+
+    def __init__(self, path: str, detail: str) -> None:
+        self.path, self.detail = path, detail
+        super().__init__(f"checkpoint {path}: {detail}")

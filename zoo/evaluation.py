@@ -20,20 +20,12 @@ from typing import Any
 
 import numpy as np
 
-from zoo.errors import ZooError
+from zoo.errors import EvaluationInputError
 
 __all__ = ["Evaluation", "EvaluationInputError", "evaluate", "from_predictions"]
 
 _MAX_KEY_PART = 100  # registry metric keys are at most 250 characters
 _ANNOTATE_UP_TO = 30  # classes; beyond this the counts no longer fit in the cells
-
-
-class EvaluationInputError(ZooError):
-    """Labels, predictions or class names that cannot be evaluated (says which and why)."""
-
-    def __init__(self, field: str, detail: str) -> None:
-        self.field, self.detail = field, detail
-        super().__init__(f"cannot evaluate: {field} {detail}")
 
 
 @dataclass(frozen=True)

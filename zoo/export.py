@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from zoo.errors import WeightsMismatchError, ZooError
+from zoo.errors import CheckpointError, ExportError, OnnxMismatchError, WeightsMismatchError
 
 __all__ = [
     "CheckpointError",
@@ -40,33 +40,6 @@ __all__ = [
 log = logging.getLogger("zoo")
 FORMATS = ("safetensors", "onnx")
 _EXTERNAL_DATA_BYTES = 1_500_000_000  # ONNX protobufs stop at 2 GiB; larger weights go beside
-
-
-class ExportError(ZooError):
-    """A model could not be exported or the exported file failed its check."""
-
-    def __init__(self, path: str, detail: str) -> None:
-        self.path, self.detail = path, detail
-        super().__init__(f"cannot export {path}: {detail}")
-
-
-class OnnxMismatchError(ExportError):
-    """onnxruntime's output on the sample differs from PyTorch's by more than ``atol``."""
-
-    def __init__(self, path: str, max_abs_diff: float, atol: float, exporter: str) -> None:
-        self.max_abs_diff, self.atol, self.exporter = max_abs_diff, atol, exporter
-        super().__init__(path, f"onnxruntime's output differs from PyTorch's by up to "
-                         f"{max_abs_diff:.3g} (> atol {atol:g}, {exporter} exporter); the "
-                         "model uses an operation the export changed: try exporter='legacy' "
-                         "or 'dynamo', or a looser atol if the difference is numerical noise")
-
-
-class CheckpointError(ZooError):
-    """A checkpoint file is missing, unreadable or lacks the metadata an export needs."""
-
-    def __init__(self, path: str, detail: str) -> None:
-        self.path, self.detail = path, detail
-        super().__init__(f"checkpoint {path}: {detail}")
 
 
 @dataclass(frozen=True)
