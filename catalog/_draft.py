@@ -103,10 +103,12 @@ def _required_params(record: RunRecord) -> dict[str, Any]:
 
 
 def _weights_artifact(record: RunRecord):
-    found = [a for a in record.artifacts if a.name.rsplit("/", 1)[-1] == WEIGHTS_FILE]
-    if not found:
+    from zoo.export import checkpoint_artifact
+
+    artifact = checkpoint_artifact(record)
+    if artifact is None:
         raise DraftError(record.id, f"the run logged no {WEIGHTS_FILE} artifact")
-    return min(found, key=lambda a: (a.name != WEIGHTS_FILE, a.name))
+    return artifact
 
 
 def _card_name(record: RunRecord, name: str | None) -> str:

@@ -20,7 +20,6 @@ from typing import Any
 
 __all__ = ["log_model"]
 
-CHECKPOINT = "model.safetensors"
 ARTIFACT_PATH = "model"
 _REQUIREMENTS = ("torch", "timm", "safetensors", "numpy", "cloudpickle")
 
@@ -32,6 +31,8 @@ def log_model(client: Any, run_id: str, record: Any, *, fetch: Callable[[str], P
     params = record.params
     if params.get("framework", "torch") != "torch" or "model" not in params:
         return None
+    from zoo.export import CHECKPOINT
+
     checkpoint = fetch(CHECKPOINT)
     if checkpoint is None:
         return None

@@ -179,14 +179,14 @@ def export(source: str, out_dir: str, formats: tuple[str, ...], model_name: str 
 
 
 def _run_weights(ref: str, folder):
-    """The run's best checkpoint (artifact ``model.safetensors``), fetched into ``folder``."""
+    """The run's best checkpoint (its ``model.safetensors`` artifact), fetched into ``folder``."""
     import registry
     from registry.artifacts import ArtifactStore
+    from zoo.export import CHECKPOINT, checkpoint_artifact
 
     record = registry.get_run(ref)
-    found = [a for a in record.artifacts if a.name.rsplit("/", 1)[-1] == "model.safetensors"]
-    if not found:
-        raise click.ClickException(f"run {record.id[:8]} logged no model.safetensors artifact")
-    artifact = min(found, key=lambda a: (a.name != "model.safetensors", a.name))
+    artifact = checkpoint_artifact(record)
+    if artifact is None:
+        raise click.ClickException(f"run {record.id[:8]} logged no {CHECKPOINT} artifact")
     root = registry.load_workspace().artifact_root
-    return ArtifactStore(root).get(artifact.sha256, folder / "model.safetensors")
+    return ArtifactStore(root).get(artifact.sha256, folder / CHECKPOINT)

@@ -29,6 +29,7 @@ __all__ = [
     "ExportError",
     "OnnxMismatchError",
     "OnnxReport",
+    "checkpoint_artifact",
     "export_checkpoint",
     "export_onnx",
     "load_safetensors",
@@ -39,7 +40,15 @@ __all__ = [
 
 log = logging.getLogger("zoo")
 FORMATS = ("safetensors", "onnx")
+CHECKPOINT = "model.safetensors"  # the artifact a fine-tune run keeps its best weights in
 _EXTERNAL_DATA_BYTES = 1_500_000_000  # ONNX protobufs stop at 2 GiB; larger weights go beside
+
+
+def checkpoint_artifact(record: Any) -> Any | None:
+    """The artifact of a run record holding its fine-tuned weights (``model.safetensors``,
+    at the top level first), or None when the run logged none."""
+    found = [a for a in record.artifacts if a.name.rsplit("/", 1)[-1] == CHECKPOINT]
+    return min(found, key=lambda a: (a.name != CHECKPOINT, a.name)) if found else None
 
 
 @dataclass(frozen=True)

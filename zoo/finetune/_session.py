@@ -258,7 +258,7 @@ class _Session:
         if not self.dist.is_main:
             return None, None
         from zoo.evaluation import evaluate
-        from zoo.export import load_safetensors
+        from zoo.export import CHECKPOINT, load_safetensors
 
         best = self.folder / BEST
         module = ema.module if ema is not None else trainer.raw
@@ -267,7 +267,7 @@ class _Session:
                               class_names=self.classes, amp_dtype=self.amp_dtype,
                               channels_last=self.channels_last)
         evaluation.log_to(self.record)
-        self.record.log_artifact(best, name="model.safetensors")
+        self.record.log_artifact(best, name=CHECKPOINT)
         return evaluation, best
 
 
