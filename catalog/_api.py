@@ -179,6 +179,4 @@ def _stored_names(ws: Workspace) -> list[str]:
 
 
 def _store(ws: Workspace) -> Any:
-    from registry.store import open_store
-
-    return open_store(ws.store_url)
+    return ws.open_store()

@@ -62,12 +62,10 @@ def draft(run_ref: str, *, name: str | None = None, version: str | None = None,
     running ``dvc repro`` stage, whose outputs must include them (``weights.dvc`` names the
     stage's ``dvc.lock``); ``"none"`` leaves them untracked; ``"auto"`` (the default) is
     ``"stage"`` inside ``dvc repro`` and ``"add"`` elsewhere."""
-    from registry.store import open_store
-
     if track not in TRACKING:
         raise DraftError(run_ref, f"track={track!r}: choose one of {', '.join(TRACKING)}")
     ws = workspace or load_workspace()
-    record = open_store(ws.store_url).get_run(run_ref)
+    record = ws.open_store().get_run(run_ref)
     params = _required_params(record)
     artifact = _weights_artifact(record)
     name = _card_name(record, name)

@@ -62,11 +62,9 @@ def _cards(ws: Workspace) -> list[ModelCard]:
     """Cards of the catalog directory, and indexed ones not there (another machine's)."""
     from catalog._api import list_cards
     from catalog._store import card_rows, row_to_card
-    from registry.store import open_store
-
     cards = list_cards(workspace=ws)
     seen = {c.ref for c in cards}
-    with open_store(ws.store_url).reading() as conn:
+    with ws.open_store().reading() as conn:
         stored = [row_to_card(r) for r in card_rows(conn)]
     return cards + [c for c in stored if c.ref not in seen]
 

@@ -61,5 +61,7 @@ def curves(key: str, history: AlignedHistory, names: Sequence[str]) -> alt.Chart
     ).properties(height=240)
 
 
-def _time(timestamp: float) -> datetime:
-    return datetime.fromtimestamp(timestamp, UTC)
+def _time(timestamp: float) -> str:
+    # An ISO 8601 text with its offset: Vega-Lite reads it as that instant, and pandas never
+    # holds a timezone-aware column (Altair reads those through the deprecated Series.values).
+    return datetime.fromtimestamp(timestamp, UTC).isoformat()

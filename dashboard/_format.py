@@ -25,7 +25,11 @@ def label(run: RunRecord) -> str:
 
 
 def when(timestamp: float | None) -> datetime | None:
-    return None if timestamp is None else datetime.fromtimestamp(timestamp, UTC)
+    """The moment in UTC, without a timezone: tables show UTC, and Streamlit reads
+    timezone-aware columns through a pandas API that pandas 4 deprecates."""
+    if timestamp is None:
+        return None
+    return datetime.fromtimestamp(timestamp, UTC).replace(tzinfo=None)
 
 
 def duration(seconds: float | None) -> str:

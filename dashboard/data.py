@@ -1,7 +1,9 @@
 """Everything the dashboard shows comes through here: the only module that opens the store.
 
-The store is opened read-only (SQLite: ``file:...?mode=ro&uri=true``; PostgreSQL: sessions
-with ``default_transaction_read_only=on``), never migrated, and shared by every session
+The workspace is made read-only (``Workspace.read_only()``), so its store opens read-only
+(SQLite: ``file:...?mode=ro&uri=true``; PostgreSQL: sessions with
+``default_transaction_read_only=on``), is never migrated, refuses writes with
+``StoreReadOnlyError``, and is shared by every session
 (``st.cache_resource``); query results are cached for a short while (``st.cache_data``).
 Every query is bounded: a page of runs, a capped count, a window of weeks, a sample of the
 newest runs, so pages stay fast on a store of 100,000 runs.
@@ -15,7 +17,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import streamlit as st
-from sqlalchemy import event
 
 from dashboard import _overlap, _sql
 from dashboard._format import quote
@@ -23,13 +24,14 @@ from registry.comparison import Comparison, compare
 from registry.config import Workspace, load_workspace
 from registry.entities import RunRecord, RunStatus
 from registry.errors import AmbiguousRunError, RunNotFoundError
-from registry.mov import MovProgress, config_definitions
-from registry.query import search_pks, where
+from registry.mov import MovProgress
+from registry.mov import mov_progress as registry_mov_progress
+from registry.query import SearchPage, search, where
 from registry.similarity import SIMILAR_ENOUGH, find_priors, primary_metric, spec_of
 from registry.store import SqlStore
 
 __all__ = [
-    "COUNT_CAP", "STATUSES", "Facets", "RunPage", "activity", "best_runs", "catalog_card",
+    "COUNT_CAP", "STATUSES", "Facets", "activity", "best_runs", "catalog_card",
     "catalog_cards", "catalog_problem", "comparison", "count_runs", "counting", "exact_duplicates",
     "facets", "get_runs", "known_runs", "metric_keys", "mov_progress", "near_duplicates",
     "primary_metrics", "recent_runs", "search_runs", "store", "weekly_runs", "workspace",
@@ -52,51 +54,20 @@ class Facets:
     datasets: list[tuple[str, str]]  # (path, hash)
 
 
-@dataclass(frozen=True)
-class RunPage:
-    runs: list[RunRecord]
-    has_more: bool
-
-
 # -- the store ---------------------------------------------------------------------------------
 
 
 @st.cache_resource
 def workspace() -> Workspace:
-    """The workspace ``cairn dashboard`` was started in (``CAIRN_STORE`` names its store)."""
-    return load_workspace()
+    """The workspace ``cairn dashboard`` was started in (``CAIRN_STORE`` names its store),
+    read-only: everything opened through it (the catalog's index, MoV) cannot write."""
+    return load_workspace().read_only()
 
 
 @st.cache_resource
 def store() -> SqlStore:
     """The workspace's store, read-only, shared by every session."""
-    opened = SqlStore(workspace().store_url, readonly=True, migrate=False)
-    if opened.dialect == "postgresql":
-        event.listen(opened.engine, "connect", _read_only_session)
-    # Packages the dashboard calls by workspace (catalog.search, catalog.get) open the store
-    # with registry.store.open_store: hand them this read-only one, so nothing in this
-    # process can open a writable (or migrating) engine on the workspace's store.
-    _shared_stores()[(opened.url, False)] = opened
-    return opened
-
-
-def _shared_stores() -> dict:
-    from registry import store as store_module
-
-    return store_module._STORES
-
-
-def _read_only_session(dbapi_connection, _record) -> None:
-    # Every transaction of the session is read-only, whatever a caller begins.
-    with dbapi_connection.cursor() as cursor:
-        cursor.execute("SET SESSION default_transaction_read_only = on")
-    dbapi_connection.commit()
-
-
-def _reads():
-    from registry.store import _reads
-
-    return _reads
+    return workspace().open_store()
 
 
 # -- runs --------------------------------------------------------------------------------------
@@ -121,12 +92,9 @@ def metric_keys(runs: int = 200) -> list[str]:
 
 
 @st.cache_data(ttl=RUNS_TTL, show_spinner=False)
-def search_runs(query: str, sort: str | None, limit: int, offset: int) -> RunPage:
+def search_runs(query: str, sort: str | None, limit: int, offset: int) -> SearchPage:
     """One page of runs matching ``query`` (the registry's search language), sorted."""
-    with store().reading() as conn:
-        pks = search_pks(conn, query, sort=sort, limit=limit + 1, offset=offset)
-        runs = _reads().get_runs(conn, pks[:limit], details=False)
-    return RunPage(runs, has_more=len(pks) > limit)
+    return search(query, sort=sort, limit=limit, offset=offset, workspace=workspace())
 
 
 def count_runs(query: str, cap: int = COUNT_CAP) -> tuple[int, bool]:
@@ -156,22 +124,20 @@ def _count(opened: SqlStore, query: str, cap: int) -> tuple[int, bool]:
 @st.cache_data(ttl=RUNS_TTL, show_spinner=False)
 def get_runs(refs: tuple[str, ...]) -> list[RunRecord]:
     """Full records (params, tags, data, artifacts) of runs given by id, prefix or name."""
-    reads = _reads()
-    with store().reading() as conn:
-        return reads.get_runs(conn, [reads.resolve_run(conn, ref) for ref in refs])
+    opened = store()
+    return opened.get_runs([opened.resolve(ref) for ref in refs])
 
 
 @st.cache_data(ttl=RUNS_TTL, show_spinner=False)
 def known_runs(refs: tuple[str, ...]) -> list[RunRecord]:
     """Summaries of those runs that the store holds (a card may name runs of another store)."""
-    reads, pks = _reads(), []
-    with store().reading() as conn:
-        for ref in refs:
-            try:
-                pks.append(reads.resolve_run(conn, ref))
-            except (RunNotFoundError, AmbiguousRunError):
-                continue
-        return reads.get_runs(conn, pks, details=False)
+    opened, pks = store(), []
+    for ref in refs:
+        try:
+            pks.append(opened.resolve(ref))
+        except (RunNotFoundError, AmbiguousRunError):
+            continue
+    return opened.get_runs(pks, details=False)
 
 
 @st.cache_data(ttl=RUNS_TTL, show_spinner=False)
@@ -207,10 +173,7 @@ def activity(project: str | None, days: int = 30) -> list[dict[str, Any]]:
 
 @st.cache_data(ttl=RUNS_TTL, show_spinner=False)
 def recent_runs(project: str | None, limit: int = 15) -> list[RunRecord]:
-    reads = _reads()
-    with store().reading() as conn:
-        pks = reads.list_run_pks(conn, project_name=project, limit=limit)
-        return reads.get_runs(conn, pks, details=False)
+    return store().list_runs(project_name=project, limit=limit)
 
 
 @st.cache_data(ttl=SUMMARY_TTL, show_spinner=False)
@@ -242,19 +205,9 @@ def best_runs(project: str, limit: int = 5) -> list[RunRecord]:
 
 @st.cache_data(ttl=SUMMARY_TTL, show_spinner=False)
 def mov_progress(project: str | None) -> list[MovProgress]:
-    """Each MoV of the project with its measurements: the stored definitions, plus those the
-    configuration declares but no one has measured yet (the store is not written to)."""
-    from registry import mov
-
-    with store().reading() as conn:
-        stored = mov._select_definitions(conn, project)
-        measured = mov._select_measurements(conn, project)
-    progress = {(d.project, d.name): mov.progress_of(d, measured.get(key, []))
-                for key, d in stored}
-    for d in config_definitions(workspace()):
-        if project in (None, d.project) and (d.project, d.name) not in progress:
-            progress[(d.project, d.name)] = mov.progress_of(d, [])
-    return [progress[key] for key in sorted(progress)]
+    """Each MoV of the project with its measurements, declared ones not measured yet included
+    (the read-only workspace writes nothing)."""
+    return registry_mov_progress(project, workspace=workspace())
 
 
 # -- overlap -----------------------------------------------------------------------------------
@@ -269,7 +222,7 @@ def exact_duplicates(project: str | None, days: int, across_owners: bool = True,
                                            across_owners=across_owners, limit=limit)
         prints = [row.fingerprint for row in conn.execute(stmt)]
         members = conn.execute(_sql.runs_of_fingerprints(prints)).all() if prints else []
-        records = _reads().get_runs(conn, [pk for pk, _ in members], details=False)
+    records = store().get_runs([pk for pk, _ in members], details=False)
     return _overlap.exact_groups(prints, zip([fp for _, fp in members], records, strict=True))
 
 
@@ -278,11 +231,11 @@ def near_duplicates(project: str | None, days: int, sample: int = 40
                     ) -> list[_overlap.OverlapGroup]:
     """Nearly the same experiment run by different people: the newest ``sample`` runs of
     the window, each with its similar earlier runs (score >= SIMILAR_ENOUGH)."""
-    reads, opened, ignore = _reads(), store(), workspace().fingerprint_ignore
+    opened, ignore = store(), workspace().fingerprint_ignore
     with opened.reading() as conn:
-        pks = reads.list_run_pks(conn, project_name=project, limit=sample,
-                                 since=_since(conn, project, days))
-        recent = reads.get_runs(conn, pks)
+        since = _since(conn, project, days)
+    pks = opened.run_keys(project_name=project, limit=sample, since=since)
+    recent = opened.get_runs(pks)
     found = []
     for pk, record in zip(pks, recent, strict=True):
         for prior in find_priors(opened, spec_of(record, ignore), exclude=pk, limit=5,
@@ -292,7 +245,7 @@ def near_duplicates(project: str | None, days: int, sample: int = 40
     ids = sorted({i for a, b, _, _ in found for i in (a, b)})
     with opened.reading() as conn:
         keys = [pk for pk, _ in conn.execute(_sql.pks_of_ids(ids))] if ids else []
-        full = {r.id: r for r in reads.get_runs(conn, keys)}
+    full = {r.id: r for r in opened.get_runs(keys)}
     pairs = [(full[a], full[b], s, why) for a, b, s, why in found]
     return _overlap.near_groups(pairs, {i: r.params for i, r in full.items()})
 

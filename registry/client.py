@@ -11,9 +11,7 @@ __all__ = ["get_run", "list_runs", "metric_history"]
 
 
 def _store(workspace: Workspace | None):
-    from registry.store import open_store
-
-    return open_store((workspace or load_workspace()).store_url)
+    return (workspace or load_workspace()).open_store()
 
 
 def get_run(ref: str, *, workspace: Workspace | None = None) -> RunRecord:

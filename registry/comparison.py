@@ -191,9 +191,7 @@ def same(a: Any, b: Any) -> bool:
 
 
 def _open_store(workspace: Workspace | None) -> SqlStore:
-    from registry.store import open_store
-
-    return open_store((workspace or load_workspace()).store_url)
+    return (workspace or load_workspace()).open_store()
 
 
 def _unique_pks(refs: list[str], pks: list[int]) -> list[int]:

@@ -27,7 +27,7 @@ import getpass
 import os
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +67,8 @@ class Workspace:
     mlflow: Mapping[str, Any] = field(default_factory=dict)
     projects: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     config_file: Path | None = None
+    #: Open the store read-only and never migrate it (the dashboard, a reader role).
+    readonly: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "root", Path(self.root))
@@ -76,6 +78,16 @@ class Workspace:
     def state_dir(self) -> Path:
         """Folder for local state (the default store, artifact root and caches)."""
         return self.root / STATE_DIR
+
+    def read_only(self) -> Workspace:
+        """This workspace with its store opened read-only: nothing can be written through it."""
+        return replace(self, readonly=True)
+
+    def open_store(self):
+        """The workspace's store (one per URL and mode in a process; see ``registry.store``)."""
+        from registry.store import open_store
+
+        return open_store(self.store_url, readonly=self.readonly)
 
     def ensure_state_dir(self) -> Path:
         """Create the state folder with a ``.gitignore`` of ``*``, so git never lists it

@@ -20,8 +20,10 @@ __all__ = [
     "RunNotFoundError",
     "RunStateError",
     "SchemaVersionError",
+    "SpoolError",
     "StoreCorruptError",
     "StoreError",
+    "StoreReadOnlyError",
     "StoreUnavailableError",
 ]
 
@@ -48,6 +50,14 @@ class StoreUnavailableError(StoreError):
     def __init__(self, url: str, detail: str) -> None:
         self.url, self.detail = url, detail
         super().__init__(f"registry store {url} is unavailable: {detail}")
+
+
+class StoreReadOnlyError(StoreError):
+    """A write was asked of a store opened read-only (the dashboard's, a reader role's)."""
+
+    def __init__(self, url: str, action: str = "write") -> None:
+        self.url, self.action = url, action
+        super().__init__(f"registry store {url} is open read-only: cannot {action}")
 
 
 class StoreCorruptError(StoreError):
@@ -172,3 +182,13 @@ class DuplicateRunError(CairnError):
             f"{'; '.join(self.previous)}. Change code, data or params, or set "
             "runs.on_duplicate = 'warn' in the workspace configuration"
         )
+
+
+class SpoolError(CairnError):
+    """A spool file (metrics kept while the store was unreachable) cannot be delivered as it
+    is; ``line`` is 1-based, 0 when the problem is the file as a whole."""
+
+    def __init__(self, path: str, line: int, reason: str) -> None:
+        self.path, self.line, self.reason = path, line, reason
+        where = f"{path}:{line}" if line else path
+        super().__init__(f"spool file {where}: {reason}")

@@ -185,23 +185,30 @@ def record_mov(project: str, name: str, value: Any, *, evidence: str | None = No
 
 def mov_progress(project: str | None = None, *,
                  workspace: Workspace | None = None) -> list[MovProgress]:
-    """Each definition with its measurements over time, best so far and percent to target."""
+    """Each definition with its measurements over time, best so far and percent to target.
+
+    A read-only workspace does not write the configuration's definitions into the store: those
+    not stored yet are shown from the configuration, with no measurements."""
     ws = workspace or load_workspace()
     store = _open(ws)
-    sync_definitions(store, ws)
+    if not ws.readonly:
+        sync_definitions(store, ws)
     with store.reading() as conn:
         definitions = _select_definitions(conn, project)
         measured = _select_measurements(conn, project)
-    return [progress_of(definition, measured.get(key, [])) for key, definition in definitions]
+    progress = {(d.project, d.name): progress_of(d, measured.get(key, []))
+                for key, d in definitions}
+    for d in config_definitions(ws):
+        if project in (None, d.project) and (d.project, d.name) not in progress:
+            progress[(d.project, d.name)] = progress_of(d, [])
+    return [progress[key] for key in sorted(progress)]
 
 
 # -- SQL (the store's tables, rows turned into the records above) -----------------------------
 
 
 def _open(workspace: Workspace) -> SqlStore:
-    from registry.store import open_store
-
-    return open_store(workspace.store_url)
+    return workspace.open_store()
 
 
 def _upsert_definition(conn: Connection, definition: MovDefinition) -> None:

@@ -100,10 +100,8 @@ def spec_of(record: RunRecord, ignore: Iterable[str] = ()) -> RunSpec:
 def similar(run_or_spec: str | RunSpec, *, limit: int = 10, min_score: float = 0.5,
             workspace: Workspace | None = None) -> list[Prior]:
     """Earlier runs like this one (a run reference or a spec), best match first."""
-    from registry.store import open_store
-
     ws = workspace or load_workspace()
-    store = open_store(ws.store_url)
+    store = ws.open_store()
     exclude = None
     if isinstance(run_or_spec, str):
         exclude = store.resolve(run_or_spec)
@@ -186,13 +184,13 @@ def best_prior(data: str | os.PathLike, metric: str, *, mode: str | None = None,
                project: str | None = None, workspace: Workspace | None = None) -> RunRecord | None:
     """The best finished run on this data (a DVC-tracked path or a hash prefix) by ``metric``
     (maximised unless its name says loss/error, or ``mode="min"``): the case to start from."""
-    from registry.store import _similar, open_store
+    from registry.store import _similar
 
     ws = workspace or load_workspace()
     mode = mode or ("min" if _MINIMISE.search(metric) else "max")
     if mode not in ("min", "max"):
         raise ValueError("mode must be 'min' or 'max'")
-    store = open_store(ws.store_url)
+    store = ws.open_store()
     with store.reading() as conn:
         pks = _similar.best_on_data(conn, _data_hash(data, ws), metric, mode,
                                     project_name=project)

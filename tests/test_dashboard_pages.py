@@ -14,7 +14,7 @@ from streamlit.testing.v1 import AppTest
 import registry
 from registry.capture.dvc import DataVersion
 from registry.config import load_workspace
-from registry.errors import StoreError
+from registry.errors import StoreError, StoreReadOnlyError
 
 APP = Path(__file__).resolve().parent.parent / "dashboard" / "streamlit_app.py"
 DATA_A, DATA_B = "a" * 32 + ".dir", "b" * 32 + ".dir"
@@ -230,18 +230,16 @@ def test_zoo_lists_backbones_with_local_weight_availability(filled):
 
 def test_the_dashboard_engine_cannot_write(filled):
     from dashboard import data
-    from registry.store import open_store
     from registry.store.schema import project
 
-    ws, _ = filled
     ro = data.store()
     count = select(func.count()).select_from(project)
     with ro.reading() as conn:
         before = conn.execute(count).scalar_one()
-    with pytest.raises(StoreError), ro.writing() as conn:
+    with pytest.raises(StoreReadOnlyError), ro.writing() as conn:
         conn.execute(insert(project).values(name="sneaky", created_time=0.0))
-    # Whatever else this process opens on the workspace's store is the same read-only store.
-    assert open_store(ws.store_url) is ro
+    # What the dashboard opens through its workspace (catalog, MoV) is this read-only store.
+    assert data.workspace().readonly and data.workspace().open_store() is ro
     with pytest.raises(StoreError), ro.reading() as conn:
         conn.execute(insert(project).values(name="sneaky", created_time=0.0))
     with ro.reading() as conn:

@@ -32,9 +32,9 @@ def search(query: str = "", *, sort: str | None = None, limit: int = 20, offset:
            workspace: Workspace | None = None) -> SearchPage:
     """Runs of the workspace that match ``query``, one page of them, sorted by ``sort``
     (default: newest first). Raises QueryError for a malformed query or sort."""
-    from registry.store import _reads, open_store
+    from registry.store import _reads
 
-    store = open_store((workspace or load_workspace()).store_url)
+    store = (workspace or load_workspace()).open_store()
     with store.reading() as conn:
         pks = search_pks(conn, query, sort=sort, limit=limit + 1, offset=offset)
         runs = _reads.get_runs(conn, pks[:limit], details=False)

@@ -15,8 +15,15 @@ from sqlalchemy import Connection, delete, func, select, update
 
 from registry._params import ParamValue
 from registry.entities import DatasetUse, MetricPoint, MetricSummary, RunRecord
+from registry.errors import StoreReadOnlyError
 from registry.store import _reads, _textindex, _writes
-from registry.store._engine import make_engine, normalise_url, read_options, translate_errors
+from registry.store._engine import (
+    make_engine,
+    normalise_url,
+    read_options,
+    safe_url,
+    translate_errors,
+)
 from registry.store._migrate import ensure_schema
 from registry.store.schema import run
 
@@ -27,7 +34,13 @@ _TEXT_FIELDS = frozenset({"name", "owner", "question", "notes", "conclusion"})
 
 
 class SqlStore:
-    """A registry store on SQLite or PostgreSQL."""
+    """A registry store on SQLite or PostgreSQL.
+
+    ``readonly`` opens it so that nothing can be written: SQLite with ``mode=ro``, PostgreSQL
+    sessions with ``default_transaction_read_only``; :meth:`writing` raises
+    :class:`~registry.errors.StoreReadOnlyError` before touching the database, and the schema
+    is never migrated (an older store is read as it is).
+    """
 
     def __init__(self, url: str, *, readonly: bool = False, migrate: bool = True) -> None:
         self.url = normalise_url(url)
@@ -44,6 +57,8 @@ class SqlStore:
     @contextlib.contextmanager
     def writing(self) -> Iterator[Connection]:
         """A write transaction: committed on success, rolled back on error."""
+        if self.readonly:
+            raise StoreReadOnlyError(safe_url(self.url))
         with translate_errors(self.url), self.engine.begin() as conn:
             yield conn
 
@@ -140,6 +155,11 @@ class SqlStore:
         with self.reading() as conn:
             return _reads.get_runs(conn, _reads.list_run_pks(conn, **filters), details=details)
 
+    def run_keys(self, **filters: Any) -> list[int]:
+        """Integer keys of runs, newest first; the same filters as :meth:`list_runs`."""
+        with self.reading() as conn:
+            return _reads.list_run_pks(conn, **filters)
+
     def run_exists(self, run_id: str) -> bool:
         with self.reading() as conn:
             return conn.execute(select(run.c.pk).where(run.c.id == run_id)).first() is not None
@@ -152,7 +172,9 @@ class SqlStore:
 
 
 def open_store(url: str, *, readonly: bool = False) -> SqlStore:
-    """A shared store per URL for this process (engines are expensive; pools are shared)."""
+    """A shared store per URL and mode for this process (engines are expensive; pools are
+    shared). Code that has a workspace calls ``workspace.open_store()``, which honours a
+    read-only workspace."""
     key = (normalise_url(url), readonly)
     store = _STORES.get(key)
     if store is None:

@@ -21,7 +21,10 @@ from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
 
 from registry.errors import StoreCorruptError, StoreError, StoreUnavailableError
 
-__all__ = ["BUSY_TIMEOUT_S", "make_engine", "normalise_url", "translate_errors"]
+__all__ = [
+    "BUSY_TIMEOUT_S", "make_engine", "normalise_url", "read_options", "safe_url",
+    "translate_errors",
+]
 
 BUSY_TIMEOUT_S = 120
 _READ = "cairn_read"
@@ -68,18 +71,18 @@ def _translate(url: str, exc: DBAPIError) -> StoreError:
     message = str(exc.orig) if exc.orig is not None else str(exc)
     lowered = message.lower()
     if "file is not a database" in lowered or "malformed" in lowered:
-        return StoreCorruptError(_safe(url), message)
+        return StoreCorruptError(safe_url(url), message)
     if isinstance(exc, OperationalError) and not exc.connection_invalidated and (
         "unable to open" in lowered or "connection" in lowered or "could not" in lowered
         or "readonly" in lowered or "read-only" in lowered or "disk i/o" in lowered
     ):
-        return StoreUnavailableError(_safe(url), message)
+        return StoreUnavailableError(safe_url(url), message)
     if isinstance(exc, OperationalError):
-        return StoreUnavailableError(_safe(url), message)
-    return StoreError(f"registry store {_safe(url)}: {message}")
+        return StoreUnavailableError(safe_url(url), message)
+    return StoreError(f"registry store {safe_url(url)}: {message}")
 
 
-def _safe(url: str) -> str:
+def safe_url(url: str) -> str:
     """The URL without its password, for messages."""
     try:
         return make_url(url).render_as_string(hide_password=True)
@@ -151,6 +154,11 @@ def _sqlite_begin(conn: Connection) -> None:
 
 
 def _pg_readonly(dbapi_connection, _record) -> None:
+    # The session default covers every transaction, whoever begins it (autocommit included);
+    # psycopg's flag makes its own BEGINs read-only as well.
+    with dbapi_connection.cursor() as cursor:
+        cursor.execute("SET SESSION default_transaction_read_only = on")
+    dbapi_connection.commit()
     dbapi_connection.read_only = True
 
 
