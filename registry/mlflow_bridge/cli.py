@@ -43,10 +43,7 @@ def export_command(run_refs: tuple[str, ...], tracking_uri: str | None, project:
 
     result = export_runs(_uri(tracking_uri), project=project, since=since, runs=run_refs,
                          models=not no_models, artifacts=not no_artifacts)
-    click.echo(f"{result.tracking_uri}: {len(result.created)} created, "
-               f"{len(result.updated)} updated, {len(result.unchanged)} unchanged, "
-               f"{len(result.skipped)} imported from there (left alone), "
-               f"{len(result.failed)} failed")
+    click.echo(result.summary(**{"imported from there (left alone)": result.skipped}))
     for model in result.models:
         click.echo(f"registered model {model}")
     for line in result.warnings:
@@ -68,10 +65,8 @@ def import_command(tracking_uri: str | None, experiments: tuple[str, ...],
     from registry.mlflow_bridge.importer import import_runs
 
     result = import_runs(_uri(tracking_uri), experiments=experiments, project=project)
-    click.echo(f"{result.tracking_uri}: {len(result.created)} created, "
-               f"{len(result.updated)} updated, {len(result.unchanged)} unchanged, "
-               f"{len(result.mapped_back)} exported from this registry (mapped back), "
-               f"{len(result.failed)} failed")
+    click.echo(result.summary(**{"exported from this registry (mapped back)":
+                                 result.mapped_back}))
     for run_id, error in result.failed.items():
         click.echo(f"error: MLflow run {run_id[:8]}: {error}", err=True)
     if result.failed:

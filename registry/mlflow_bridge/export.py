@@ -29,6 +29,7 @@ from registry.errors import CairnError
 from registry.mlflow_bridge import _client, _links, _models
 from registry.mlflow_bridge import _convert as cv
 from registry.mlflow_bridge._payload import Payload, build
+from registry.mlflow_bridge._result import SyncResult
 from registry.store import SqlStore, _reads, open_store
 from registry.store.schema import run as run_table
 from registry.transfer import export_runs as read_records
@@ -40,15 +41,10 @@ _PAGE = 200
 
 
 @dataclass
-class ExportResult:
+class ExportResult(SyncResult):
     """What an export did, by registry run id."""
 
-    tracking_uri: str
-    created: list[str] = field(default_factory=list)
-    updated: list[str] = field(default_factory=list)
-    unchanged: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)  # imported from this MLflow store
-    failed: dict[str, str] = field(default_factory=dict)
     models: list[str] = field(default_factory=list)  # "name/version" registered
     warnings: list[str] = field(default_factory=list)
     mlflow_ids: dict[str, str] = field(default_factory=dict)

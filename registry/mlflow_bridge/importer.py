@@ -25,6 +25,7 @@ from registry.config import Workspace, load_workspace
 from registry.mlflow_bridge import _client, _links
 from registry.mlflow_bridge import _convert as cv
 from registry.mlflow_bridge._models import list_files
+from registry.mlflow_bridge._result import SyncResult
 from registry.mlflow_bridge.errors import MlflowBridgeError
 from registry.store import SqlStore, open_store
 from registry.transfer import FORMAT
@@ -37,15 +38,10 @@ _CONTEXT = "mlflow.data.context"
 
 
 @dataclass
-class ImportResult:
+class ImportResult(SyncResult):
     """What an import did, by MLflow run id."""
 
-    tracking_uri: str
-    created: list[str] = field(default_factory=list)
-    updated: list[str] = field(default_factory=list)
-    unchanged: list[str] = field(default_factory=list)
     mapped_back: list[str] = field(default_factory=list)  # exported from this registry
-    failed: dict[str, str] = field(default_factory=dict)
     run_ids: dict[str, str] = field(default_factory=dict)  # MLflow run id -> registry run id
 
 
