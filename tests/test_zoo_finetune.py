@@ -9,6 +9,7 @@ import json
 import sys
 import types
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -264,12 +265,58 @@ def test_torch_compile_traces_the_training_model(images: Path, ws: Workspace,
     {"strategy": "lora"}, {"epochs": 0}, {"train_stages": 2}, {"layer_decay": 1.5},
     {"ema": 1.0}, {"amp": "fp16"}, {"num_classes": 5}, {"warmup_epochs": 1},
     {"val_fraction": 1.0}, {"batch_size": 0}, {"lr": -1.0}, {"device": "gpu0"},
+    {"augment": "heavy"}, {"augment": {"blur": 1.0}}, {"augment": {"scale": (0.0, 1.0)}},
+    {"augment": {"scale": (0.9, 0.5)}}, {"augment": {"hflip": 2}},
     *([{"device": "cuda"}] if not torch.cuda.is_available() else []),
 ])
 def test_bad_options_fail_before_any_run(images: Path, ws: Workspace, options: dict):
     with pytest.raises(FinetuneConfigError):
         tune(images, ws, **options)
     assert registry.list_runs(workspace=ws) == []
+
+
+def _train_crop(loaders) -> Any:
+    steps = loaders.train.dataset.transform.transforms
+    return next((t for t in steps if type(t).__name__.startswith("RandomResized")), None)
+
+
+def test_augment_options_reach_timms_training_transform(images: Path):
+    from zoo.finetune._loaders import make_loaders
+    from zoo.finetune.data import prepare
+
+    train, val = prepare(images, None, 0.2, 0)[1:3]
+    config = {"input_size": (3, 32, 32), "interpolation": "bilinear", "mean": (0.5,) * 3,
+              "std": (0.5,) * 3, "crop_pct": 1.0, "crop_mode": "center"}
+
+    def loaders(augment):
+        return make_loaders(train, val, config=config, batch_size=4, workers=0, seed=0,
+                            augment=augment)
+
+    assert _train_crop(loaders(True)).scale == (0.08, 1.0)  # timm's standard
+    assert _train_crop(loaders({"scale": [0.6, 1.0], "hflip": 0.0})).scale == (0.6, 1.0)
+    plain = loaders(False)
+    assert _train_crop(plain) is None
+    assert plain.train.dataset.transform is plain.val.dataset.transform
+
+
+def test_augment_is_recorded_and_set_from_the_command_line(images: Path, ws: Workspace,
+                                                           monkeypatch: pytest.MonkeyPatch):
+    from registry.cli import cli
+
+    monkeypatch.setenv("CAIRN_STORE", ws.store_url)
+    monkeypatch.setenv("CAIRN_ARTIFACTS", ws.artifact_root)
+    args = ["zoo", "finetune", "--model", "test_resnet", "--data", str(images), "--epochs",
+            "1", "--batch-size", "8", "--image-size", "32", "--workers", "0", "--scratch",
+            "--no-progress", "--json", "--augment", "scale=0.5,1", "--augment", "vflip=0.5"]
+    result = CliRunner().invoke(cli, args, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    params = registry.get_run(json.loads(result.output.splitlines()[-1])["run_id"],
+                              workspace=ws).params
+    assert params["augment.scale"] == [0.5, 1.0] and params["augment.vflip"] == 0.5
+    clash = CliRunner().invoke(cli, [*args, "--no-augment"])
+    assert clash.exit_code == 2 and "exclude each other" in clash.output
+    bad = CliRunner().invoke(cli, [*args[:-4], "--augment", "scale"])
+    assert bad.exit_code == 2 and "KEY=VALUE" in bad.output
 
 
 # -- Keras dispatch and the command line ---------------------------------------------------------

@@ -7,6 +7,7 @@ imports the zoo.
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import click
 
@@ -98,6 +99,10 @@ def info(name: str, as_json: bool) -> None:
 @click.option("--val-fraction", default=0.2, show_default=True, type=float)
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--image-size", type=click.IntRange(1), help="Override the model's input size.")
+@click.option("--augment", "augment", multiple=True, metavar="KEY=VALUE",
+              help="A timm training-transform option (repeatable): scale=0.5,1 hflip=0.5 "
+                   "vflip=0.5 color_jitter=0.2 auto_augment=rand-m9-mstd0.5 re_prob=0.25.")
+@click.option("--no-augment", is_flag=True, help="Train on the evaluation transform.")
 @click.option("--weights", type=click.Path(dir_okay=False), help="Local pretrained weights.")
 @click.option("--pretrained/--scratch", default=True, show_default=True,
               help="--scratch trains from random initialisation.")
@@ -107,14 +112,18 @@ def info(name: str, as_json: bool) -> None:
 @click.option("--name", "run_name", help="Run name.")
 @click.option("--progress/--no-progress", default=None, help="Default: on a terminal.")
 @click.option("--json", "as_json", is_flag=True, help="The result as one JSON object.")
-def finetune(as_json: bool, compile_: bool, resume: str | None, **options) -> None:
+def finetune(as_json: bool, compile_: bool, resume: str | None, augment: tuple[str, ...],
+             no_augment: bool, **options) -> None:
     """Fine-tune a zoo model on an image folder; the run is recorded in the registry.
 
     Under torchrun (``torchrun --nproc_per_node 8 $(which cairn) zoo finetune ...``) it
     trains with DDP on every process and rank 0 records the run."""
     from zoo.finetune import finetune as run_finetune
 
-    result = run_finetune(compile=compile_, resume=_resume(resume), **options)
+    if no_augment and augment:
+        raise click.UsageError("--augment and --no-augment exclude each other")
+    result = run_finetune(compile=compile_, resume=_resume(resume),
+                          augment=False if no_augment else _augment(augment), **options)
     if result.checkpoint is None:  # not rank 0 under torchrun: rank 0 reports
         return
     summary = {"run_id": result.run_id, "best_val_accuracy": result.best_metric,
@@ -125,6 +134,29 @@ def finetune(as_json: bool, compile_: bool, resume: str | None, **options) -> No
         return
     for key, field in summary.items():
         click.echo(f"{key.ljust(18)}  {value(field)}")
+
+
+def _augment(items: tuple[str, ...]) -> bool | dict[str, Any]:
+    """``KEY=VALUE`` options as a mapping: numbers as floats, ``a,b`` as a pair of numbers,
+    anything else as text (zoo.finetune checks the keys and ranges)."""
+    if not items:
+        return True
+    options: dict[str, Any] = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"{item!r}: expected KEY=VALUE", param_hint="--augment")
+        options[key.strip()] = _number_or_text(text.strip())
+    return options
+
+
+def _number_or_text(text: str) -> Any:
+    try:
+        if "," in text:
+            return [float(part) for part in text.split(",")]
+        return float(text)
+    except ValueError:
+        return text
 
 
 def _resume(resume: str | None) -> bool | str:

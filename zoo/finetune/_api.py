@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,8 @@ def finetune(model: str, data: str | os.PathLike, *, num_classes: int | None = N
              compile: bool = False, channels_last: bool | None = None,
              amp: str | bool | None = "auto", device: str | None = None,
              workers: int | None = None, val_fraction: float = 0.2, seed: int = 0,
-             image_size: int | None = None, weights: str | os.PathLike | None = None,
+             image_size: int | None = None, augment: bool | Mapping[str, Any] = True,
+             weights: str | os.PathLike | None = None,
              pretrained: bool = True, checkpoint_dir: str | os.PathLike | None = None,
              resume: bool | str | os.PathLike = False, project: str | None = None,
              run_name: str | None = None, owner: str | None = None, workspace: Any = None,
@@ -35,7 +37,9 @@ def finetune(model: str, data: str | os.PathLike, *, num_classes: int | None = N
     and record it as a registry run; returns a :class:`FinetuneResult`.
 
     - data: a seeded, stratified ``val_fraction`` split; preprocessing from the backbone's
-      config (``image_size`` overrides its input size); timm's standard augmentation.
+      config (``image_size`` overrides its input size); ``augment``: timm's standard training
+      augmentation (True), none (False), or options of timm's ``create_transform``, e.g.
+      ``{"scale": (0.5, 1.0), "vflip": 0.5}`` for small defects a wide crop would cut out.
     - ``strategy``: ``"linear"`` (head only), ``"partial"`` (head + last ``train_stages``
       stages) or ``"full"``; ``layer_decay`` scales each layer's lr by decay^depth-from-top.
       AdamW (``lr`` defaults by strategy), linear warmup (``warmup_epochs``, default a tenth
@@ -61,7 +65,8 @@ def finetune(model: str, data: str | os.PathLike, *, num_classes: int | None = N
         label_smoothing=label_smoothing, accum_steps=accum_steps, ema=ema,
         early_stopping=early_stopping, compile=compile, channels_last=channels_last, amp=amp,
         device=device, workers=workers, val_fraction=val_fraction, seed=seed,
-        image_size=image_size, weights=Path(weights) if weights is not None else None,
+        image_size=image_size, augment=augment,
+        weights=Path(weights) if weights is not None else None,
         pretrained=pretrained, resume=resume if isinstance(resume, bool) else Path(resume),
         checkpoint_dir=Path(checkpoint_dir) if checkpoint_dir is not None else None,
         project=project, run_name=run_name, owner=owner, progress=progress,

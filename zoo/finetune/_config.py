@@ -4,19 +4,23 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from zoo.errors import FinetuneConfigError
 
-__all__ = ["STRATEGIES", "FinetuneConfig"]
+__all__ = ["AUGMENT_OPTIONS", "STRATEGIES", "FinetuneConfig"]
 
 STRATEGIES = ("full", "partial", "linear")
 AMP_CHOICES = ("auto", "bf16", "off")
 # Learning rates that suit AdamW for each strategy when none is given (a fresh head learns
 # fast; a whole pretrained backbone needs a gentle one).
 DEFAULT_LR = {"linear": 1e-3, "partial": 5e-4, "full": 2e-4}
+# The training options of timm's create_transform that ``augment`` may set.
+AUGMENT_OPTIONS = ("scale", "ratio", "hflip", "vflip", "color_jitter", "auto_augment",
+                   "re_prob", "re_mode", "re_count")
 
 
 @dataclass(frozen=True)
@@ -46,6 +50,7 @@ class FinetuneConfig:
     val_fraction: float = 0.2
     seed: int = 0
     image_size: int | None = None
+    augment: bool | Mapping[str, Any] = True
     weights: Path | None = None
     pretrained: bool = True
     checkpoint_dir: Path | None = None
@@ -87,6 +92,7 @@ class FinetuneConfig:
             _positive_int("image_size", self.image_size)
         if self.num_classes is not None:
             _positive_int("num_classes", self.num_classes)
+        _check_augment(self.augment)
         if self.amp not in (*AMP_CHOICES, True, False, None):
             _bad("amp", self.amp, "choose auto, bf16 or off (float16 is not supported: use bf16)")
         if self.resume is True and self.checkpoint_dir is None:
@@ -126,6 +132,32 @@ class FinetuneConfig:
         out["train_stages"] = self.stages if self.strategy == "partial" else None
         out["resume"] = str(self.resume_file()) if self.resume_file() else None
         return out
+
+
+def _check_augment(augment: Any) -> None:
+    if isinstance(augment, bool):
+        return
+    if not isinstance(augment, Mapping):
+        _bad("augment", augment, "True (timm's standard), False (none) or a mapping of "
+                                 f"timm transform options: {', '.join(AUGMENT_OPTIONS)}")
+    unknown = sorted(set(augment) - set(AUGMENT_OPTIONS))
+    if unknown:
+        _bad("augment", augment, f"unknown option {unknown[0]!r}; known: "
+                                 f"{', '.join(AUGMENT_OPTIONS)}")
+    for key in ("scale", "ratio"):
+        if key in augment and not _range(augment[key], 1.0 if key == "scale" else None):
+            _bad("augment", augment, f"{key} must be two numbers low <= high"
+                                     + (" in (0, 1]" if key == "scale" else ", both > 0"))
+    for key in ("hflip", "vflip", "re_prob"):
+        if key in augment and not _finite(augment[key], 0.0, 1.0):
+            _bad("augment", augment, f"{key} is a probability in [0, 1]")
+
+
+def _range(value: Any, high: float | None) -> bool:
+    if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)) or len(value) != 2:
+        return False
+    low, top = value
+    return (_finite(low, 0.0, high, True) and _finite(top, 0.0, high, True) and low <= top)
 
 
 def _positive_int(option: str, value: Any) -> None:

@@ -4,7 +4,7 @@ was trained (timm's ``resolve_data_config`` + ``create_transform``)."""
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -85,12 +85,17 @@ def data_config(model: Any, image_size: int | None = None) -> dict[str, Any]:
 
 def make_loaders(train: Sequence[Sample], val: Sequence[Sample], *, config: dict[str, Any],
                  batch_size: int, workers: int, seed: int, rank: int = 0, world: int = 1,
-                 pin_memory: bool = False) -> Loaders:
+                 pin_memory: bool = False, augment: bool | Mapping[str, Any] = True) -> Loaders:
     """Loaders that keep an accelerator fed: worker processes that persist across epochs,
-    pinned memory on CUDA, a few batches prefetched per worker."""
+    pinned memory on CUDA, a few batches prefetched per worker. ``augment``: timm's standard
+    training augmentation (True), none (False), or timm ``create_transform`` options."""
     timm = import_timm()
-    train_tf = timm.data.create_transform(**config, is_training=True)
     eval_tf = timm.data.create_transform(**config, is_training=False)
+    train_tf = eval_tf
+    if augment is not False:
+        options = {} if augment is True else {k: (tuple(v) if isinstance(v, list) else v)
+                                              for k, v in augment.items()}
+        train_tf = timm.data.create_transform(**config, **options, is_training=True)
     train_set, val_set = ImageDataset(train, train_tf), ImageDataset(val, eval_tf)
     sampler = None
     if world > 1:

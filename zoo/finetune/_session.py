@@ -90,7 +90,7 @@ class _Session:
         self.image_size = int(config["input_size"][-1])
         return make_loaders(train, val, config=config, batch_size=cfg.batch_size,
                             workers=self.workers, seed=cfg.seed, rank=d.rank, world=d.world,
-                            pin_memory=self.device.type == "cuda")
+                            pin_memory=self.device.type == "cuda", augment=cfg.augment)
 
     def _ema(self, model: torch.nn.Module) -> Any:
         if self.config.ema is None:
