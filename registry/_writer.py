@@ -4,7 +4,16 @@
 A daemon thread wakes every flush interval (or sooner when a queue is long), drains each
 queue, updates the metric's running summary, packs the points into chunks, and writes
 chunks, summaries and the heartbeat in one transaction. A batch the store refused stays
-pending and is retried; nothing is dropped silently.
+pending and is retried every interval; the retry first skips chunks already stored, since
+a connection lost while committing leaves it unknown whether the commit happened.
+
+When the run ends, :meth:`MetricWriter.close` waits at most ``CLOSE_TIMEOUT_S`` (30 s) for
+a store that hangs (a SQLite file locked by another process, a server that stops answering),
+and retries a store that refuses at once for at most ``CLOSE_RETRY_S`` (5 s, enough to ride
+out a PostgreSQL restart). What is still unwritten then is handed back to be spooled
+(:mod:`registry.spool`); nothing is dropped silently. While the store refuses, at most
+``HOLD_POINTS`` points are held in memory; beyond that the pending chunks are handed to the
+``spill`` callback (the run writes them to its spool) and memory is freed.
 """
 
 from __future__ import annotations
@@ -24,6 +33,9 @@ __all__ = ["MetricWriter", "Slot", "Summary"]
 log = logging.getLogger("registry")
 
 WAKE_AT = 50_000  # queue length that wakes the writer before its interval is up
+CLOSE_TIMEOUT_S = 30.0  # longest close() waits for a store call that hangs
+CLOSE_RETRY_S = 5.0  # longest close() keeps retrying a store that refuses
+HOLD_POINTS = 2_000_000  # points held in memory (about 120 B each) while the store refuses
 Chunk = tuple[str, int, Sequence[int], Sequence[float], Sequence[float]]
 
 
@@ -84,14 +96,18 @@ class MetricWriter:
     """Drains one run's metric queues into the store from a daemon thread."""
 
     def __init__(self, store, run_pk: int, *, flush_interval: float, heartbeat_interval: float,
-                 warn: Callable[[str], None], name: str = "cairn-writer") -> None:
+                 warn: Callable[[str], None], name: str = "cairn-writer",
+                 spill: Callable[[list[Chunk]], bool] | None = None) -> None:
         self.slots: dict[str, Slot] = {}
-        self.written = 0
+        self.written = self.spilled = 0
         self.last_error: Exception | None = None
-        self._store, self._run_pk, self._warn = store, run_pk, warn
+        #: True once close() gave up on a store call that did not return in time.
+        self.stuck = False
+        self._store, self._run_pk, self._warn, self._spill = store, run_pk, warn, spill
         self._flush_interval, self._heartbeat_interval = flush_interval, heartbeat_interval
-        self._pending: list[Chunk] = []
+        self._pending: list[Chunk] = []  # drained, not known to be durable
         self._dirty: set[str] = set()
+        self._batch = threading.Lock()  # draining and composing a batch
         self._last_beat = time.time()
         self.wake = threading.Event()
         self._cycle = threading.Condition()
@@ -113,7 +129,7 @@ class MetricWriter:
     def pending(self) -> int:
         """Points logged but not yet durable."""
         queued = sum(len(s.queue) for s in list(self.slots.values()))
-        return queued + sum(len(c[2]) for c in self._pending)
+        return queued + sum(len(c[2]) for c in list(self._pending))
 
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until every point logged before this call has been written (or tried)."""
@@ -126,25 +142,39 @@ class MetricWriter:
             done = self._cycle.wait_for(lambda: self._done >= target, timeout)
         return done and not self._pending
 
-    def close(self, timeout: float = 30.0) -> list[Chunk]:
-        """Stop the thread after a last flush; returns chunks that could not be written."""
+    def close(self, timeout: float = CLOSE_TIMEOUT_S,
+              retry_for: float = CLOSE_RETRY_S) -> list[Chunk]:
+        """Stop the thread after a last flush; returns the chunks not known to be durable.
+
+        Waits at most ``timeout`` for the thread; a store that refuses is retried for at most
+        ``retry_for`` more. Chunks a hung call may still commit are returned too: delivering
+        them from the spool skips what is already stored.
+        """
         deadline = time.monotonic() + timeout
         self._stopping = True
         self.wake.set()
-        self._thread.join(max(0.0, deadline - time.monotonic()))
-        if not self._thread.is_alive():
-            while self.pending and time.monotonic() < deadline:
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            self.stuck = True
+        else:
+            give_up = min(deadline, time.monotonic() + retry_for)
+            while self.pending and time.monotonic() < give_up:
+                time.sleep(min(0.5, self._flush_interval, max(0.0, give_up - time.monotonic())))
                 self._cycle_once()
-                if self._pending:
-                    time.sleep(min(1.0, max(0.0, deadline - time.monotonic())))
-            self._pending.extend(self._drain())
-        return list(self._pending)
+        flags: list[str] = []
+        with self._batch:
+            self._pending = left = self._pending + self._drain(flags)
+        for message in flags:
+            self._warn(message)
+        return list(left)
 
     def _loop(self) -> None:
         while True:
             self.wake.wait(self._flush_interval)
             self.wake.clear()
             stopping = self._stopping
+            if self.stuck:  # close() gave up on us and spooled what we held
+                return
             self._cycle_once()
             if stopping:
                 return
@@ -153,14 +183,16 @@ class MetricWriter:
         with self._cycle:
             self._started += 1
         try:
-            self._write(self._drain())
+            self._write()
         except Exception as exc:  # a bug must not kill the thread that keeps the data
             log.exception("cairn: metric writer failed: %s", exc)
         with self._cycle:
             self._done += 1
             self._cycle.notify_all()
 
-    def _drain(self) -> list[Chunk]:
+    def _drain(self, flags: list[str]) -> list[Chunk]:
+        """Move queued points into chunks (the caller holds ``_batch``); warnings go to
+        ``flags``, to be given once the lock is released (a warning may wait on the store)."""
         chunks: list[Chunk] = []
         for key, slot in list(self.slots.items()):
             queue = slot.queue
@@ -171,32 +203,66 @@ class MetricWriter:
             bad = slot.summary.add(steps, values, times)
             if bad >= 0 and not slot.flagged:
                 slot.flagged = True
-                self._warn(f"metric {key!r} got a non-finite value ({values[bad]}) at step "
-                           f"{steps[bad]}; recorded and counted in the metric's summary")
+                flags.append(f"metric {key!r} got a non-finite value ({values[bad]}) at step "
+                             f"{steps[bad]}; recorded and counted in the metric's summary")
             for part in split(steps, values, times):
                 chunks.append((key, slot.next_seq, *part))
                 slot.next_seq += 1
             self._dirty.add(key)
         return chunks
 
-    def _write(self, chunks: list[Chunk]) -> None:
+    def _compose(self) -> tuple[list[Chunk], list[MetricSummary], set[str]]:
+        """The batch to write: pending chunks, newly drained ones, and their summaries."""
+        flags: list[str] = []
+        with self._batch:
+            self._pending = chunks = self._pending + self._drain(flags)
+            dirty = set(self._dirty)
+            summaries = [self.slots[k].summary.freeze(k) for k in dirty]
+        for message in flags:
+            self._warn(message)
+        return chunks, summaries, dirty
+
+    def _write(self) -> None:
         now = time.time()
         beat = now - self._last_beat >= self._heartbeat_interval
-        chunks = self._pending + chunks
+        chunks, summaries, dirty = self._compose()
         if not chunks and not beat:
             return
         extra = {"heartbeat_time": now} if beat else {}
-        summaries = [self.slots[k].summary.freeze(k) for k in self._dirty]
         try:
-            self.written += self._store.log_metrics(self._run_pk, chunks, summaries, **extra)
+            todo = self._unwritten(chunks) if self.last_error is not None else chunks
+            self.written += self._store.log_metrics(self._run_pk, todo, summaries, **extra)
         except StoreError as exc:
-            self._pending = chunks
             if self.last_error is None:
                 log.warning("cairn: cannot write metrics yet (%s); keeping %d points and retrying",
                             exc, sum(len(c[2]) for c in chunks))
             self.last_error = exc
+            self._spill_if_full(chunks)
             return
-        self._pending, self.last_error = [], None
-        self._dirty.clear()
+        if self.last_error is not None:
+            log.warning("cairn: the store is back; wrote the %d points kept meanwhile",
+                        sum(len(c[2]) for c in chunks))
+        with self._batch:
+            self._pending = self._pending[len(chunks):]
+            self._dirty -= dirty
+        self.last_error = None
         if beat:
             self._last_beat = now
+
+    def _spill_if_full(self, chunks: list[Chunk]) -> None:
+        """Hand the held chunks to ``spill`` once they pass ``HOLD_POINTS``."""
+        points = sum(len(c[2]) for c in chunks)
+        if self._spill is None or points < HOLD_POINTS or not self._spill(chunks):
+            return
+        with self._batch:
+            self._pending = self._pending[len(chunks):]
+        self.spilled += points
+
+    def _unwritten(self, chunks: list[Chunk]) -> list[Chunk]:
+        """The chunks not yet stored (an earlier try may have committed before it failed)."""
+        from registry.spool import stored_seqs
+
+        if not chunks:
+            return chunks
+        stored = stored_seqs(self._store, self._run_pk, chunks)
+        return [c for c in chunks if (c[0], c[1]) not in stored]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import logging
 import operator
 import os
@@ -12,10 +14,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from registry import _lifecycle
+from registry import _lifecycle, spool
 from registry._params import ParamValue, flatten_params, typed_value
 from registry._text import is_utf8, to_utf8
-from registry._writer import WAKE_AT, MetricWriter, Slot
+from registry._writer import CLOSE_TIMEOUT_S, WAKE_AT, MetricWriter, Slot
 from registry.artifacts import ArtifactStore, clean_name
 from registry.entities import ArtifactRecord, DatasetUse, RunRecord, RunStatus
 from registry.errors import (
@@ -53,12 +55,14 @@ class Run:
         self._params = dict(params)
         self._closed = False
         self._killed_by: int | None = None
+        self._spools = itertools.count()  # numbers this run's spool files apart
         self._lock = threading.Lock()
         self._mirror = _live_mirror(self, store)  # MLflow, when the workspace asks for it
         self._writer = MetricWriter(self._mirror.tap(store) if self._mirror else store, run_pk,
                                     flush_interval=workspace.flush_interval,
                                     heartbeat_interval=workspace.heartbeat_interval,
-                                    warn=self._warn, name=f"cairn-writer-{run_id[:8]}")
+                                    warn=self._warn, name=f"cairn-writer-{run_id[:8]}",
+                                    spill=self._spill_held)
         self._slots = self._writer.slots
         self._writer.start()
         _lifecycle.register(self)
@@ -241,28 +245,51 @@ class Run:
         """Block until every metric logged so far is durable; False if the store refused."""
         return self._writer.flush(timeout)
 
-    def end(self, status: str = RunStatus.FINISHED, failure: str | None = None) -> None:
-        """Flush, stop the writer and record the final status. Idempotent."""
+    def end(self, status: str = RunStatus.FINISHED, failure: str | None = None, *,
+            timeout: float = CLOSE_TIMEOUT_S) -> None:
+        """Flush, stop the writer and record the final status. Idempotent.
+
+        Waits at most ``timeout`` seconds for a store that hangs (and retries one that refuses
+        for at most 5 s). What still cannot be written, the final status included, is saved to
+        the workspace's spool and delivered later (see :mod:`registry.spool`).
+        """
         with self._lock:
             if self._closed:
                 return
             self._closed = True
-        lost = self._writer.close()
-        if lost:
-            self._spool(lost)
+        lost = self._writer.close(timeout)
         self.status = status
         _lifecycle.unregister(self)
         if self._mirror is not None:
             self._mirror.stop(self.warnings)
-        try:
-            self._store.update_run(self._pk, status=status, end_time=time.time(),
-                                   heartbeat_time=time.time(), failure=failure,
-                                   warnings=self.warnings)
-        except StoreError as exc:  # ending must not crash the script; the heartbeat tells
-            log.error("cairn: could not record that run %s ended %s (%s); it will show as "
-                      "CRASHED", self.id, status, exc)
+        path = self._spool_path() if lost else None
+        if path is not None:
+            self.warnings.append(f"{_points(lost)} metric points could not reach the store and "
+                                 f"were saved to {path}; they are delivered by the next run "
+                                 "started in this workspace or by `cairn runs deliver`")
+        end = spool.EndRecord(status, time.time(), failure, tuple(self.warnings))
+        if self._record_end(end):
+            end = None
+        if path is not None or end is not None:
+            self._spool(path or self._spool_path(), lost, end)
+        elif self._writer.spilled:  # the store is back: deliver what was moved out meanwhile
+            self._deliver_spilled()
         if self._mirror is not None:
             self._mirror.finish(self.warnings)
+
+    def _record_end(self, end: spool.EndRecord) -> bool:
+        """Tell the store how the run ended; False when it cannot be told now."""
+        if self._writer.stuck:  # a store call hangs: don't wait on another one
+            return False
+        try:
+            self._store.update_run(self._pk, status=end.status, end_time=end.end_time,
+                                   heartbeat_time=time.time(), failure=end.failure,
+                                   warnings=list(end.warnings))
+        except StoreError as exc:  # ending must not crash the script; the spool keeps it
+            log.error("cairn: could not record that run %s ended %s (%s)", self.id, end.status,
+                      exc)
+            return False
+        return True
 
     def record(self) -> RunRecord:
         """What the store holds for this run now (metrics as of the last flush)."""
@@ -301,21 +328,57 @@ class Run:
             except Exception as exc:  # a warning must never crash the training loop
                 log.debug("cairn: could not store warning: %s", exc)
 
-    def _spool(self, chunks: list) -> None:
-        import json
+    def _spool(self, path: Path, chunks: list, end: spool.EndRecord | None) -> None:
+        """Save what the store could not take; say so loudly, naming the file."""
+        parts = [f"{_points(chunks)} metric points"] if chunks else []
+        parts += [f"the final status {end.status}"] if end is not None else []
+        what = " and ".join(parts)
+        try:
+            spool.write(path, self.id, self._store.url, chunks, end)
+        except OSError as exc:
+            self.warnings.append(f"LOST {what}: the store was unreachable and the spool file "
+                                 f"{path} could not be written ({exc})")
+            log.error("cairn: run %s: %s", self.id, self.warnings[-1])
+            if end is None:  # the status is recorded: correct its warnings if we can
+                with contextlib.suppress(StoreError):
+                    self._store.update_run(self._pk, warnings=self.warnings)
+            return
+        log.error("cairn: run %s: %s could not reach the store %s and were saved to %s; "
+                  "they are delivered by the next run started in this workspace or by "
+                  "`cairn runs deliver`", self.id, what, spool.store_identity(self._store.url),
+                  path)
 
-        spool = self._workspace.state_dir / "spool" / f"{self.id}.jsonl"
-        spool.parent.mkdir(parents=True, exist_ok=True)
-        points = 0
-        with spool.open("a", encoding="utf-8") as fh:
-            for key, seq, steps, values, times in chunks:
-                fh.write(json.dumps({"key": key, "seq": seq, "step": list(steps),
-                                     "value": [repr(v) for v in values], "time": list(times)}))
-                fh.write("\n")
-                points += len(steps)
-        self.warnings.append(f"{points} metric points could not reach the store and were "
-                             f"saved to {spool}")
-        log.error("cairn: %s", self.warnings[-1])
+    def _spool_path(self) -> Path:
+        return spool.spool_path(self._workspace, self.id, next(self._spools) * 100)
+
+    def _spill_held(self, chunks: list) -> bool:
+        """The writer's callback when it holds too much for a store that keeps refusing."""
+        path = self._spool_path()
+        try:
+            spool.write(path, self.id, self._store.url, chunks)
+        except OSError as exc:
+            log.error("cairn: run %s: could not move %d held metric points to %s (%s); "
+                      "keeping them in memory", self.id, _points(chunks), path, exc)
+            return False
+        self.warnings.append(f"the store was unreachable: {_points(chunks)} metric points were "
+                             f"moved from memory to {path}")
+        log.error("cairn: run %s: %s", self.id, self.warnings[-1])
+        return True
+
+    def _deliver_spilled(self) -> None:
+        try:
+            report = spool.deliver(self._workspace, store=self._store, run_id=self.id)
+        except Exception as exc:  # the run has ended; the files stay for a later delivery
+            log.error("cairn: run %s: could not deliver its spool files: %s; run `cairn runs "
+                      "deliver` later", self.id, exc)
+            return
+        for spooled, reason in report.failed:
+            log.error("cairn: run %s: spool file %s not delivered: %s; run `cairn runs "
+                      "deliver` later", self.id, spooled, reason)
+
+
+def _points(chunks: list) -> int:
+    return sum(len(c[2]) for c in chunks)
 
 
 def _live_mirror(run: Run, store):

@@ -16,7 +16,7 @@ from registry._params import ParamValue, flatten_params, typed_value
 from registry._text import to_utf8
 from registry.config import Workspace, load_workspace
 from registry.entities import RunStatus
-from registry.errors import ConfigError, DuplicateRunError
+from registry.errors import ConfigError, DuplicateRunError, StoreReadOnlyError
 from registry.run import Run
 
 __all__ = ["active_run", "start_run"]
@@ -45,10 +45,14 @@ def start_run(project: str | None = None, name: str | None = None, *,
     _check_required_tags(ws, tag_map)
 
     from registry.artifacts import ArtifactStore
-    from registry.store import open_store
+    from registry.spool import deliver_pending
+    from registry.store import open_store, safe_url
 
+    if ws.readonly:
+        raise StoreReadOnlyError(safe_url(ws.store_url), "start a run in a read-only workspace")
     ws.ensure_state_dir()
     store, artifacts = open_store(ws.store_url), ArtifactStore(ws.artifact_root)
+    deliver_pending(ws, store)  # what earlier runs spooled while the store was unreachable
     values = {
         "id": uuid.uuid4().hex, "name": _clean(name, warnings), "owner": owner or ws.owner,
         "status": RunStatus.RUNNING, "start_time": time.time(), "heartbeat_time": time.time(),

@@ -68,3 +68,10 @@ def test_mov_progress_on_a_read_only_workspace_shows_declared_movs_without_stori
     assert _counts(declared) == before  # nothing synced into the store
     (stored,) = mov_progress("defects", workspace=declared)  # the writable one stores it
     assert stored.name == "escaped" and _counts(declared)[1] == before[1] + 1
+
+
+def test_no_run_starts_in_a_read_only_workspace(filled):
+    before = _counts(filled)
+    with pytest.raises(StoreReadOnlyError, match="start a run"):
+        registry.start_run(project="defects", name="sneaky", workspace=filled.read_only())
+    assert _counts(filled) == before

@@ -1,4 +1,4 @@
-"""``cairn runs``: list, show, export and import recorded runs."""
+"""``cairn runs``: list, show, export, import and deliver recorded runs."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ def _store():
 
 @click.group()
 def runs() -> None:
-    """Recorded runs: list, show, search, compare, similar, export, import."""
+    """Recorded runs: list, show, search, compare, similar, export, import, deliver."""
 
 
 runs.add_command(search)
@@ -184,4 +184,15 @@ def import_(source, replace: bool) -> None:
     for error in result.errors:
         click.echo(f"error: {error}", err=True)
     if result.errors:
+        sys.exit(1)
+
+
+@runs.command("deliver")
+def deliver() -> None:
+    """Send metrics and final statuses spooled while the store was unreachable."""
+    from registry.spool import deliver as deliver_spool
+
+    report = deliver_spool(load_workspace())
+    click.echo(report.summary())
+    if not report.ok:
         sys.exit(1)

@@ -27,7 +27,7 @@ from registry.store._engine import (
 from registry.store._migrate import ensure_schema
 from registry.store.schema import run
 
-__all__ = ["SqlStore", "open_store"]
+__all__ = ["SqlStore", "open_store", "safe_url"]
 
 _STORES: dict[tuple[str, bool], SqlStore] = {}
 _TEXT_FIELDS = frozenset({"name", "owner", "question", "notes", "conclusion"})
