@@ -3,6 +3,9 @@
 Non-finite metric values are written as the strings ``"NaN"``, ``"Infinity"`` and
 ``"-Infinity"`` (plain JSON has no such numbers). Params keep their type. Artifacts are
 exported as references (name, sha256, size, uri); the blobs stay in the artifact store.
+The similarity keys (``model_family``, ``data_key``) travel as they were recorded; an export
+without them (older files) gets them derived from its params and data again on import.
+MoV measurements, project descriptions and MLflow links are not run records: not exported.
 """
 
 from __future__ import annotations
@@ -16,12 +19,14 @@ from typing import Any
 from sqlalchemy import select
 
 from registry._chunks import split
+from registry._fingerprint import data_key, model_family
 from registry._params import ParamValue
 from registry._writer import Summary
+from registry.artifacts import check_sha256, clean_name
 from registry.entities import DatasetUse, MetricSummary
 from registry.errors import CairnError, ImportFormatError, StoreError
 from registry.store import SqlStore, _reads, _textindex, _writes
-from registry.store.schema import param
+from registry.store.schema import param, run
 
 __all__ = ["FORMAT", "ImportResult", "export_runs", "import_runs"]
 
@@ -30,6 +35,7 @@ _RUN_FIELDS = ("id", "name", "owner", "start_time", "end_time", "heartbeat_time"
                "heartbeat_interval", "question", "notes", "conclusion", "failure", "fingerprint",
                "command", "entry_point", "cwd", "hostname", "hardware", "environment",
                "warnings", "mlflow_run_id")
+_KEYS = ("model_family", "data_key")  # run columns that RunRecord does not carry
 _NONFINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
 
 
@@ -48,8 +54,10 @@ def export_runs(store: SqlStore, pks: Iterable[int]) -> Iterator[dict[str, Any]]
             history = _reads.metric_history(conn, pk)
             params = conn.execute(select(param.c.key, param.c.vtype, param.c.value_text)
                                   .where(param.c.run_pk == pk).order_by(param.c.key)).all()
+            keys = conn.execute(select(*(run.c[k] for k in _KEYS)).where(run.c.pk == pk)).one()
         data = {"format": FORMAT, "project": record.project, "status": record.stored_status,
-                **{f: getattr(record, f) for f in _RUN_FIELDS}, "code": record.code}
+                **{f: getattr(record, f) for f in _RUN_FIELDS}, "code": record.code,
+                **dict(zip(_KEYS, keys, strict=True))}
         data["params"] = {k: {"type": t, "text": text} for k, t, text in params}
         data["tags"] = record.tags
         data["metrics"] = {k: {"step": [p.step for p in pts], "value": [_num(p.value) for p in pts],
@@ -109,12 +117,14 @@ def _insert(store: SqlStore, data: dict[str, Any], number: int) -> None:
             if not len(steps) == len(values) == len(times):
                 raise ValueError(f"metric {key!r}: step, value and time lists differ in length")
         datasets = [DatasetUse(**d) for d in data.get("datasets", [])]
+        artifacts = [_artifact(a) for a in data.get("artifacts", [])]
         values = {f: data.get(f) for f in _RUN_FIELDS}
         code = data.get("code") or {}
         values.update(status=data["status"], code=code, code_state=code.get("state"),
                       git_commit=code.get("commit"), git_branch=code.get("branch"),
                       git_remote=code.get("remote"), git_dirty=code.get("dirty"),
                       git_diff_sha256=code.get("diff_sha256"))
+        values.update(_similarity_keys(data, params, datasets))
         with store.writing() as conn:
             project_id = _writes.ensure_project(conn, data["project"])
             pk = _writes.insert_run(conn, {**values, "project_id": project_id})
@@ -126,9 +136,8 @@ def _insert(store: SqlStore, data: dict[str, Any], number: int) -> None:
                                                 if cols[0]])
             for use in datasets:
                 _writes.add_dataset_use(conn, pk, use)
-            for a in data.get("artifacts", []):
-                _writes.add_artifact(conn, pk, a["name"], a["sha256"], a["size"], a["uri"],
-                                     a["created_time"])
+            for artifact in artifacts:
+                _writes.add_artifact(conn, pk, *artifact)
             _textindex.refresh(conn, [pk])
     except StoreError:
         raise
@@ -136,6 +145,28 @@ def _insert(store: SqlStore, data: dict[str, Any], number: int) -> None:
         raise ImportFormatError(number, str(exc)) from exc
     except (KeyError, TypeError, ValueError) as exc:
         raise ImportFormatError(number, f"malformed record: {exc!r}") from None
+
+
+def _artifact(a: dict[str, Any]) -> tuple[str, str, int, str, float]:
+    """An artifact reference checked as the artifact store checks its own: a file would
+    otherwise be fetched to wherever a crafted name points (``../../x``). An empty digest is
+    a blob kept elsewhere (an MLflow run's artifact, reached by its uri)."""
+    if not isinstance(a["uri"], str):
+        raise TypeError("an artifact's uri must be text")
+    digest = a["sha256"] if a["sha256"] == "" else check_sha256(a["sha256"])
+    return clean_name(a["name"]), digest, int(a["size"]), a["uri"], float(a["created_time"])
+
+
+def _similarity_keys(data: dict[str, Any], params: dict[str, ParamValue],
+                     datasets: list[DatasetUse]) -> dict[str, str | None]:
+    """The keys as exported, or derived as a run's start derives them (older exports)."""
+    if all(k in data for k in _KEYS):
+        keys = {k: data[k] for k in _KEYS}
+        if any(v is not None and not isinstance(v, str) for v in keys.values()):
+            raise ValueError(f"{' and '.join(_KEYS)} must be text or null")
+        return keys
+    family = model_family({k: p.value() for k, p in params.items() if p.vtype == "str"})
+    return {"model_family": family, "data_key": data_key(d.hash for d in datasets)}
 
 
 def _number(p: dict[str, Any]) -> float | None:

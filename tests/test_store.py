@@ -61,6 +61,7 @@ def test_sqlite_store_uses_wal_and_foreign_keys(tmp_path):
     with store.engine.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
         assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+        assert conn.exec_driver_sql("PRAGMA journal_size_limit").scalar() == 64 * 2**20
 
 
 def test_a_missing_sqlite_store_is_created(tmp_path):
@@ -98,39 +99,6 @@ def test_unreachable_postgres_is_a_typed_error():
 
     with pytest.raises(StoreUnavailableError, match="unavailable"):
         SqlStore("postgresql://nobody@127.0.0.1:1/none?connect_timeout=2")
-
-
-def test_a_store_from_revision_0001_upgrades_with_its_data(store_url):
-    from registry._params import typed_value
-    from registry.store import _textindex
-    from registry.store._engine import make_engine
-    from registry.store._migrate import upgrade
-
-    engine = make_engine(store_url)
-    upgrade(engine, "0001")
-    with engine.begin() as conn:
-        conn.execute(text("INSERT INTO project (id, name, created_time) VALUES (1, 'old', 0)"))
-        conn.execute(text(
-            "INSERT INTO run (pk, id, project_id, name, owner, status, start_time, notes) "
-            "VALUES (1, :id, 1, 'legacy run', 'ana', 'FINISHED', 1.0, 'tried mixup here')"),
-            {"id": "a" * 32})
-        conn.execute(text("INSERT INTO param (run_pk, key, vtype, value_text, value_num) "
-                          "VALUES (1, 'lr', 'float', '0.1', 0.1)"))
-    engine.dispose()
-    store = SqlStore(store_url)  # upgrades to the current revision
-    record = store.get_run("a" * 32)
-    assert (record.name, record.notes, record.params) == ("legacy run", "tried mixup here",
-                                                          {"lr": typed_value("lr", 0.1)[0].value()})
-    with store.reading() as conn:
-        from sqlalchemy import select
-
-        from registry.store.schema import run
-
-        mixup = _textindex.matching(conn.dialect.name, "mixup")
-        hits = conn.execute(select(run.c.id).where(mixup)).all()
-        assert [h[0] for h in hits] == ["a" * 32]
-        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == \
-            SCHEMA_REVISION
 
 
 def test_check_constraints_carry_the_names_in_code(store_url):

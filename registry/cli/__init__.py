@@ -11,7 +11,7 @@ import click
 from registry.cli._group import CairnGroup
 from registry.cli.mov import mov
 from registry.cli.runs import runs
-from registry.cli.workspace import init
+from registry.cli.workspace import init, reader_role
 
 __all__ = ["cli", "main"]
 
@@ -39,6 +39,7 @@ def cli() -> None:
 
 
 cli.add_command(init)
+cli.add_command(reader_role)
 cli.add_command(runs)
 cli.add_command(mov)
 

@@ -1,14 +1,16 @@
-"""``cairn init``: write a workspace configuration and create the store."""
+"""``cairn init``: write a workspace configuration and create the store; ``cairn reader-role``:
+a PostgreSQL role that can only read it."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import click
 
 from registry.config import CONFIG_FILE, find_config, load_workspace
 
-__all__ = ["init"]
+__all__ = ["init", "reader_role"]
 
 _TEMPLATE = """\
 # Cairn workspace configuration. Relative paths are relative to this file's folder.
@@ -47,3 +49,33 @@ def init(store: str, artifacts: str, directory: Path) -> None:
     if "://" not in ws.artifact_root:
         Path(ws.artifact_root).mkdir(parents=True, exist_ok=True)
     click.echo(f"store     {ws.store_url}\nartifacts {ws.artifact_root}")
+
+
+@click.command("reader-role")
+@click.argument("role")
+@click.option("--password-env", metavar="VAR",
+              help="Environment variable that holds the role's password (kept off the command "
+                   "line and out of the server's logs). Without it the password is unchanged.")
+@click.option("--drop", is_flag=True, help="Remove the role and its privileges instead.")
+def reader_role(role: str, password_env: str | None, drop: bool) -> None:
+    """Create or update a PostgreSQL login role that can read the workspace's store and
+    write nothing, for the dashboard: CAIRN_STORE=<the URL printed> cairn dashboard.
+    Run it with the store owner's URL (or a superuser's) in the workspace."""
+    from registry.store._roles import drop_reader, grant_reader, reader_url
+
+    url = load_workspace().store_url
+    if drop:
+        drop_reader(url, role)
+        click.echo(f"dropped reader role {role}")
+        return
+    password = None
+    if password_env is not None:
+        password = os.environ.get(password_env)
+        if not password:
+            raise click.UsageError(f"the environment variable {password_env} is not set")
+    grant = grant_reader(url, role, password)
+    shown = reader_url(url, role, "PASSWORD" if password else None)
+    click.echo(f"{'created' if grant.new else 'updated'} reader role {role}: SELECT on schema "
+               f"{grant.schema} of database {grant.database} (and on the tables {grant.owner} "
+               f"creates there later), read-only sessions\n"
+               f"dashboard: CAIRN_STORE='{shown}' cairn dashboard")

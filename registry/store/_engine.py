@@ -27,6 +27,7 @@ __all__ = [
 ]
 
 BUSY_TIMEOUT_S = 120
+WAL_SIZE_LIMIT = 64 * 2**20
 _READ = "cairn_read"
 
 
@@ -138,6 +139,9 @@ def _sqlite_connect(readonly: bool):
                 cursor.execute("PRAGMA journal_mode=WAL")
                 # NORMAL is durable against process crashes in WAL mode (not power loss).
                 cursor.execute("PRAGMA synchronous=NORMAL")
+                # A WAL that readers kept from checkpointing (a dashboard, under load) shrinks
+                # back to this size at the next checkpoint instead of keeping its peak.
+                cursor.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT}")
             cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_S * 1000}")
             cursor.execute("PRAGMA foreign_keys=ON")
         finally:
