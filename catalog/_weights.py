@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import struct
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from catalog._card import ModelCard
 from catalog.errors import WeightsIntegrityError, WeightsMissingError
@@ -75,23 +76,44 @@ class TensorHeader:
 
 
 def read_header(path: Path, card: str = "?") -> TensorHeader:
-    """Parse the header of a safetensors file (8-byte length, then JSON)."""
+    """Parse the header of a safetensors file (8-byte length, then JSON). A length beyond the
+    file, or beyond 100 MiB, is refused before anything is read."""
     try:
         with open(path, "rb") as fh:
-            prefix = fh.read(8)
-            if len(prefix) < 8:
-                raise ValueError("file is shorter than a safetensors header")
-            (length,) = struct.unpack("<Q", prefix)
-            if length > _MAX_HEADER:
-                raise ValueError(f"header claims {length} bytes")
-            header = json.loads(fh.read(length).decode("utf-8"))
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise WeightsIntegrityError(card, str(path), f"not a safetensors file ({exc})") from exc
+            header = _header_json(fh, os.fstat(fh.fileno()).st_size)
+    except OSError as exc:
+        raise WeightsIntegrityError(card, str(path), f"cannot read: {exc.strerror or exc}"
+                                    ) from exc
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        reason = "nested too deeply" if isinstance(exc, RecursionError) else exc
+        raise WeightsIntegrityError(card, str(path), f"not a safetensors file ({reason})"
+                                    ) from exc
     if not isinstance(header, dict):
         raise WeightsIntegrityError(card, str(path), "not a safetensors file (header)")
     metadata = header.pop("__metadata__", None) or {}
-    shapes = {k: list(v.get("shape", [])) for k, v in header.items() if isinstance(v, dict)}
-    return TensorHeader(shapes, {str(k): str(v) for k, v in dict(metadata).items()})
+    if not isinstance(metadata, dict):
+        raise WeightsIntegrityError(card, str(path), "not a safetensors file (__metadata__ is "
+                                                     "not a mapping)")
+    shapes = {}
+    for name, entry in header.items():
+        shape = entry.get("shape") if isinstance(entry, dict) else None
+        if not isinstance(shape, list) or not all(
+                type(d) is int and d >= 0 for d in shape):
+            raise WeightsIntegrityError(card, str(path), f"not a safetensors file (tensor "
+                                                         f"{name[:80]!r} has no valid shape)")
+        shapes[name] = shape
+    return TensorHeader(shapes, {str(k): str(v) for k, v in metadata.items()})
+
+
+def _header_json(fh: BinaryIO, size: int) -> Any:
+    prefix = fh.read(8)
+    if len(prefix) < 8:
+        raise ValueError("file is shorter than a safetensors header")
+    (length,) = struct.unpack("<Q", prefix)
+    if length > min(_MAX_HEADER, size - 8):
+        raise ValueError(f"header claims {length} bytes, the file has {size - 8} after the "
+                         f"length and the limit is {_MAX_HEADER}")
+    return json.loads(fh.read(length).decode("utf-8"))
 
 
 def digests(path: Path) -> tuple[str, str]:
@@ -125,6 +147,8 @@ def weights_location(card: ModelCard) -> Path:
     folder = card.folder
     if not isinstance(rel, str) or not rel or folder is None:
         raise WeightsMissingError(card.ref, "-", "the card names no weights.path")
+    if "\x00" in rel:
+        raise WeightsIntegrityError(card.ref, repr(rel), "weights.path cannot contain NUL")
     path = (folder / rel).resolve()
     if not path.is_relative_to(folder.resolve()) or Path(rel).is_absolute():
         raise WeightsIntegrityError(card.ref, rel, "weights.path must be a relative path "

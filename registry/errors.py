@@ -19,6 +19,7 @@ __all__ = [
     "QueryError",
     "RunNotFoundError",
     "RunStateError",
+    "SchemaOutdatedError",
     "SchemaVersionError",
     "SpoolError",
     "StoreCorruptError",
@@ -79,6 +80,19 @@ class SchemaVersionError(StoreError):
         super().__init__(
             f"registry store {url} has schema revision {found!r}, this Cairn knows "
             f"up to {expected!r}: upgrade Cairn"
+        )
+
+
+class SchemaOutdatedError(StoreError):
+    """A reader opened a store whose schema is older than this Cairn's (readers never
+    upgrade a store)."""
+
+    def __init__(self, url: str, found: str, expected: str) -> None:
+        self.url, self.found, self.expected = url, found, expected
+        super().__init__(
+            f"registry store {url} has schema revision {found!r}, this Cairn reads "
+            f"{expected!r}: open it once with write access (any cairn command with the "
+            "owner's URL) to upgrade it"
         )
 
 

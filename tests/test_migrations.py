@@ -9,7 +9,6 @@ makes its predecessor a tested starting point without touching this file.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
 import signal
@@ -28,7 +27,7 @@ import registry
 from registry._fingerprint import data_key
 from registry.config import Workspace
 from registry.entities import RunRecord
-from registry.errors import StoreError
+from registry.errors import SchemaOutdatedError, StoreError
 from registry.store import SqlStore
 from registry.store import schema as current
 from registry.store._engine import make_engine, normalise_url
@@ -487,16 +486,13 @@ _DIE_MID_UPGRADE = """if True:
 
 
 @pytest.mark.parametrize("revision", OLDER)
-def test_reading_an_old_store_without_migrating_is_exact_or_a_store_error(store_url, revision):
-    """A reader (the dashboard, a read-only role) never migrates: an old store reads back
-    exactly where its run tables are today's (0002 today), or fails with a StoreError where
-    they are not (0001: no run.model_family); it stays at its revision until a writable open."""
+def test_a_reader_refuses_an_old_store_until_a_writable_open_upgrades_it(store_url, revision):
+    """A reader (the dashboard, a read-only role) never migrates: an older store is a typed
+    error naming both revisions, and stays as it is until a writable open upgrades it."""
     make_old_store(store_url, revision)
-    reader = SqlStore(store_url, readonly=True, migrate=False)
-    with contextlib.suppress(StoreError):
-        assert asdict_plain(reader.get_run(RUNS["base"]["id"])) == expected_record("base")
+    with pytest.raises(SchemaOutdatedError, match=f"revision '{revision}'.*write access"):
+        SqlStore(store_url, readonly=True, migrate=False)
     assert _state(store_url)[0] == revision
-    reader.close()
     SqlStore(store_url).close()
     reader = SqlStore(store_url, readonly=True, migrate=False)
     assert asdict_plain(reader.get_run(RUNS["base"]["id"])) == expected_record("base")

@@ -24,7 +24,7 @@ from registry.store._engine import (
     safe_url,
     translate_errors,
 )
-from registry.store._migrate import ensure_schema
+from registry.store._migrate import check_schema, ensure_schema
 from registry.store.schema import run
 
 __all__ = ["SqlStore", "open_store", "safe_url"]
@@ -39,7 +39,8 @@ class SqlStore:
     ``readonly`` opens it so that nothing can be written: SQLite with ``mode=ro``, PostgreSQL
     sessions with ``default_transaction_read_only``; :meth:`writing` raises
     :class:`~registry.errors.StoreReadOnlyError` before touching the database, and the schema
-    is never migrated (an older store is read as it is).
+    is never migrated: a store at an older revision is refused with
+    :class:`~registry.errors.SchemaOutdatedError` until a writable open upgrades it.
     """
 
     def __init__(self, url: str, *, readonly: bool = False, migrate: bool = True) -> None:
@@ -48,7 +49,9 @@ class SqlStore:
         with translate_errors(self.url):
             self.engine = make_engine(self.url, readonly=readonly)
             if migrate and not readonly:
-                ensure_schema(self.engine, self.url)
+                ensure_schema(self.engine, safe_url(self.url))
+            elif readonly:
+                check_schema(self.engine, safe_url(self.url))
 
     @property
     def dialect(self) -> str:

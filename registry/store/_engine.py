@@ -19,7 +19,12 @@ from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
 
-from registry.errors import StoreCorruptError, StoreError, StoreUnavailableError
+from registry.errors import (
+    StoreCorruptError,
+    StoreError,
+    StoreReadOnlyError,
+    StoreUnavailableError,
+)
 
 __all__ = [
     "BUSY_TIMEOUT_S", "make_engine", "normalise_url", "read_options", "safe_url",
@@ -68,16 +73,22 @@ def translate_errors(url: str) -> Iterator[None]:
         raise StoreError(f"registry store {url}: {exc}") from exc
 
 
+# SQLSTATEs: read-only transaction, insufficient privilege; undefined table, undefined column.
+_READ_ONLY_STATES = {"25006", "42501"}
+_SCHEMA_STATES = {"42P01", "42703"}
+
+
 def _translate(url: str, exc: DBAPIError) -> StoreError:
     message = str(exc.orig) if exc.orig is not None else str(exc)
     lowered = message.lower()
+    state = getattr(exc.orig, "sqlstate", None)
     if "file is not a database" in lowered or "malformed" in lowered:
         return StoreCorruptError(safe_url(url), message)
-    if isinstance(exc, OperationalError) and not exc.connection_invalidated and (
-        "unable to open" in lowered or "connection" in lowered or "could not" in lowered
-        or "readonly" in lowered or "read-only" in lowered or "disk i/o" in lowered
-    ):
-        return StoreUnavailableError(safe_url(url), message)
+    if state in _READ_ONLY_STATES or "readonly database" in lowered:
+        return StoreReadOnlyError(safe_url(url), f"write ({message.strip()})")
+    if state in _SCHEMA_STATES or "no such table" in lowered or "no such column" in lowered:
+        return StoreError(f"registry store {safe_url(url)} does not have the tables this Cairn "
+                          f"expects ({message.strip()}); open it with write access to upgrade it")
     if isinstance(exc, OperationalError):
         return StoreUnavailableError(safe_url(url), message)
     return StoreError(f"registry store {safe_url(url)}: {message}")

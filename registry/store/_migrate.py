@@ -6,11 +6,11 @@ from pathlib import Path
 
 from sqlalchemy import Connection, Engine, inspect, text
 
-from registry.errors import SchemaVersionError
+from registry.errors import SchemaOutdatedError, SchemaVersionError, StoreError
 from registry.store._engine import read_options
 from registry.store.schema import SCHEMA_REVISION
 
-__all__ = ["current_revision", "ensure_schema", "upgrade"]
+__all__ = ["check_schema", "current_revision", "ensure_schema", "upgrade"]
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 # Any constant works: it only has to be the same in every process that migrates.
@@ -33,6 +33,20 @@ def ensure_schema(engine: Engine, url: str) -> None:
     if found is not None and found not in _known_revisions():
         raise SchemaVersionError(url, found, SCHEMA_REVISION)
     upgrade(engine)
+
+
+def check_schema(engine: Engine, url: str) -> None:
+    """For a reader, which never migrates: the store must be at this Cairn's revision."""
+    with engine.connect().execution_options(**read_options()) as conn:
+        found = current_revision(conn)
+    if found == SCHEMA_REVISION:
+        return
+    if found is None:
+        raise StoreError(f"registry store {url} holds no Cairn schema: create it with any "
+                         "writable cairn command (cairn init) first")
+    if found in _known_revisions():
+        raise SchemaOutdatedError(url, found, SCHEMA_REVISION)
+    raise SchemaVersionError(url, found, SCHEMA_REVISION)
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
