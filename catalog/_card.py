@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from catalog.errors import CardSyntaxError
+from registry._text import is_utf8
 
 __all__ = ["CARD_FILE", "MAX_CARD_BYTES", "ModelCard", "parse_card", "read_card"]
 
@@ -175,8 +176,9 @@ def parse_card(text: str, where: str = "<card>") -> ModelCard:
 def _load_yaml(source: str, where: str, offset: int) -> tuple[dict[str, Any], dict[str, int]]:
     import yaml
 
-    loader = yaml.SafeLoader(source)
+    loader = None
     try:
+        loader = yaml.SafeLoader(source)  # reads (and may refuse) the first characters
         node = loader.get_single_node()
         if node is None:
             return {}, {}
@@ -191,10 +193,15 @@ def _load_yaml(source: str, where: str, offset: int) -> tuple[dict[str, Any], di
         line = mark.line + offset if mark else None
         reason = " ".join(filter(None, [exc.context, exc.problem])) or str(exc)
         raise CardSyntaxError(where, line, f"broken YAML: {reason}") from exc
+    except yaml.reader.ReaderError as exc:
+        line = source[:exc.position].count("\n") + offset
+        raise CardSyntaxError(where, line, "broken YAML: a character YAML does not allow "
+                                           f"({exc.character!r})") from exc
     except yaml.YAMLError as exc:
         raise CardSyntaxError(where, None, f"broken YAML: {exc}") from exc
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
     return _plain(data, where), line_map
 
 
@@ -247,6 +254,9 @@ def _plain(value: Any, where: str) -> Any:
         return value.isoformat()
     if isinstance(value, float) and not math.isfinite(value):
         return str(value)
+    if isinstance(value, str) and ("\x00" in value or not is_utf8(value)):
+        raise CardSyntaxError(where, None, f"a value holds NUL or a lone surrogate escape "
+                                           f"({value[:40]!r}); cards are UTF-8 text")
     return value
 
 

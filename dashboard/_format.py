@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -109,6 +110,15 @@ def table_of(table: Mapping[str, Sequence[Any]], columns: Sequence[str],
 FACET_FIELDS = {"project": "project", "owner": "owner", "status": "status",
                 "data": "data.hash", "backbone": "family"}
 """Facet -> the search-language field it filters on."""
+
+
+_MARKDOWN = re.compile(r"([\\`*_{}\[\]()<>#+\-.!|~$:])")
+
+
+def literal(value: Any) -> str:
+    """Text for Streamlit's Markdown elements (headers, captions) shown as typed: a card's
+    ``[x](javascript:...)`` stays text, not a link."""
+    return _MARKDOWN.sub(r"\\\1", "" if value is None else str(value))
 
 
 def quote(value: str) -> str:

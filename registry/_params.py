@@ -6,7 +6,9 @@ with its type remembered, so a round trip gives back what was logged.
 Documented coercions: tuples and lists of scalars are stored as JSON text (type ``json``);
 ``pathlib.Path`` and enums are stored as their string / value; numpy and torch scalars as
 Python numbers; text that is not valid UTF-8 (lone surrogates) is stored with the bad
-characters replaced by ``\\ufffd``, and the caller records a warning.
+characters replaced by ``\\ufffd``, and the caller records a warning. Refused with ParamError:
+text holding NUL (PostgreSQL cannot store it), and two keys of one call that flatten to the
+same name (``{"a.b": 1, "a": {"b": 2}}``).
 """
 
 from __future__ import annotations
@@ -58,10 +60,12 @@ def flatten_params(params: Any, prefix: str = "") -> dict[str, Any]:
         if not isinstance(key, str):
             key = str(key)
         name = f"{prefix}.{key}" if prefix else key
-        if _is_nested(value):
-            flat.update(flatten_params(value, name))
-        else:
-            flat[name] = value
+        items = flatten_params(value, name).items() if _is_nested(value) else [(name, value)]
+        for flat_key, flat_value in items:
+            if flat_key in flat:  # {"a.b": 1, "a": {"b": 2}}, or keys 1 and "1"
+                raise ParamError(flat_key, flat_value, "given twice in one call (a dotted key "
+                                 "and a nested one, or a number and its text)")
+            flat[flat_key] = flat_value
     return flat
 
 
@@ -135,6 +139,8 @@ def _check_key(key: str) -> None:
 
 
 def _clean_text(key: str, text: str, warnings: list[str]) -> str:
+    if "\x00" in text:  # PostgreSQL cannot store it; refused alike on every dialect
+        raise ParamError(key, text[:80], "text cannot hold NUL characters")
     if len(text) > MAX_VALUE_LENGTH:
         raise ParamError(key, text[:80] + "...", f"value is {len(text):,} characters, more than "
                          f"{MAX_VALUE_LENGTH:,}: log it as an artifact instead")

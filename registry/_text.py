@@ -7,8 +7,9 @@ import re
 __all__ = ["is_utf8", "to_utf8"]
 
 # Lone surrogates are the only str characters UTF-8 cannot encode (they come from bytes
-# decoded with "surrogateescape", as file names and command lines are).
-_SURROGATE = re.compile("[\ud800-\udfff]")
+# decoded with "surrogateescape", as file names and command lines are); NUL is valid UTF-8
+# that PostgreSQL refuses in text.
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
 
 def is_utf8(text: str) -> bool:
@@ -21,7 +22,8 @@ def is_utf8(text: str) -> bool:
 
 
 def to_utf8(text: str) -> tuple[str, bool]:
-    """Replace characters that are not valid UTF-8 with U+FFFD; says whether it had to."""
-    if is_utf8(text):
+    """Replace what no store keeps as text (lone surrogates, NUL) with U+FFFD; says whether
+    it had to."""
+    if "\x00" not in text and is_utf8(text):
         return text, False
-    return _SURROGATE.sub("\ufffd", text), True
+    return _UNSTORABLE.sub("\ufffd", text), True

@@ -26,6 +26,7 @@ __all__ = [
     "StoreError",
     "StoreReadOnlyError",
     "StoreUnavailableError",
+    "TagError",
 ]
 
 
@@ -129,6 +130,14 @@ class ParamError(CairnError):
     def __init__(self, key: str, value: object, reason: str) -> None:
         self.key, self.value, self.reason = key, value, reason
         super().__init__(f"param {key!r}: {reason}")
+
+
+class TagError(CairnError):
+    """A tag cannot be recorded as given."""
+
+    def __init__(self, key: str, value: object, reason: str) -> None:
+        self.key, self.value, self.reason = key, value, reason
+        super().__init__(f"tag {key!r}: {reason}")
 
 
 class MetricError(CairnError):

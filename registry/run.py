@@ -16,6 +16,7 @@ from typing import Any
 
 from registry import _lifecycle, spool
 from registry._params import ParamValue, flatten_params, typed_value
+from registry._tags import clean_tags
 from registry._text import is_utf8, to_utf8
 from registry._writer import CLOSE_TIMEOUT_S, WAKE_AT, MetricWriter, Slot
 from registry.artifacts import ArtifactStore, clean_name
@@ -79,11 +80,11 @@ class Run:
         slot = self._slots.get(key)
         if slot is None:
             slot = self._new_slot(key)
-        if isinstance(value, (str, bytes)):
+        if isinstance(value, (str, bytes, bytearray, memoryview)):
             raise MetricError(key, value, "value must be a number, not text")
         try:
             value = float(value)
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, OverflowError) as exc:
             raise MetricError(key, value, f"value must be a number ({exc})") from None
         if step is None:
             step = slot.next_step
@@ -144,9 +145,11 @@ class Run:
     def set_tags(self, tags: Mapping[str, Any] | list[str]) -> None:
         """Set tags: a mapping of key to value, or a list of plain labels."""
         self._require_open("set tags")
-        items = {t: "" for t in tags} if isinstance(tags, (list, tuple, set)) else dict(tags)
-        self._store.set_tags(self._pk, {self._text("tag", str(k)): self._text("tag", str(v))
-                                        for k, v in items.items()})
+        cleaned, replaced = clean_tags(tags)
+        if replaced:
+            self._warn("tags held characters no store keeps (NUL, invalid UTF-8); replaced by "
+                       "U+FFFD")
+        self._store.set_tags(self._pk, cleaned)
 
     def set_tag(self, key: str, value: Any = "") -> None:
         self.set_tags({key: value})
@@ -166,7 +169,8 @@ class Run:
     def _text(self, field: str, text: str) -> str:
         text, replaced = to_utf8(text)
         if replaced:
-            self._warn(f"{field} held text that is not valid UTF-8; replaced by U+FFFD")
+            self._warn(f"{field} held characters no store keeps (NUL, invalid UTF-8); replaced "
+                       "by U+FFFD")
         return text
 
     def log_mov(self, name: str, value: float, *, evidence: str | None = None,

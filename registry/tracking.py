@@ -130,10 +130,9 @@ def _typed_params(params: Any, warnings: list[str]) -> dict[str, ParamValue]:
 
 
 def _tag_map(tags: Mapping[str, Any] | list | None) -> dict[str, str]:
-    if not tags:
-        return {}
-    items = {t: "" for t in tags} if isinstance(tags, (list, tuple, set)) else dict(tags)
-    return {to_utf8(str(k))[0]: to_utf8(str(v))[0] for k, v in items.items()}
+    from registry._tags import clean_tags
+
+    return clean_tags(tags)[0] if tags else {}
 
 
 def _check_required_tags(ws: Workspace, tags: Mapping[str, str]) -> None:

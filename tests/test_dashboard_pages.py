@@ -263,3 +263,17 @@ def test_cairn_dashboard_refuses_a_missing_store_and_serves_read_only_flags(tmp_
                      "--server.headless": "true", "--server.fileWatcherType": "none",
                      "--server.runOnSave": "false", "--browser.gatherUsageStats": "false",
                      "--client.toolbarMode": "viewer"}
+
+
+@pytest.mark.parametrize("text", ["[owner](javascript:alert(1))", "**bold** _x_ `code`",
+                                  "<b>tag</b> # not a heading", "<javascript:alert(1)>",
+                                  ":material/home: $x$ ~~x~~"])
+def test_card_fields_in_headers_are_shown_as_typed(text):
+    from html import escape
+
+    from markdown_it import MarkdownIt  # CommonMark, as Streamlit's frontend renders it
+
+    from dashboard._format import literal
+
+    html = MarkdownIt("commonmark").enable("strikethrough").render(literal(text))
+    assert html.strip() == f"<p>{escape(text, quote=False)}</p>"

@@ -25,14 +25,13 @@ import pytest
 from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import event, func, inspect, select
-from yaml import YAMLError
 from yaml.reader import Reader
 
 import registry
 from catalog import parse_card, render_html
 from catalog.errors import CardSyntaxError
 from registry.artifacts import MAX_NAME_LENGTH, ArtifactStore
-from registry.errors import ArtifactError, MetricError, ParamError, QueryError
+from registry.errors import ArtifactError, MetricError, ParamError, QueryError, TagError
 from registry.store import open_store
 from registry.store.schema import run as run_table
 from tests.test_catalog_render import assert_inert
@@ -161,12 +160,13 @@ def test_metric_names_and_values(workspace):
     assert record.status == "FINISHED" and record.params == {"keep": 1}
 
 
-@pytest.mark.xfail(strict=True, raises=OverflowError,
-                   reason="registry/run.py log_metric: float(10**400) raises OverflowError, "
-                          "which is not caught as a MetricError")
-def test_a_huge_integer_metric_is_a_metric_error(workspace):
-    with registry.start_run(workspace=workspace) as run, pytest.raises(MetricError):
-        run.log_metric("x", 10**400)
+def test_a_huge_integer_or_a_byte_buffer_metric_is_a_metric_error(workspace):
+    with registry.start_run(workspace=workspace) as run:
+        for bad in (10**400, bytearray(b"0.5"), memoryview(b"0.5")):
+            with pytest.raises(MetricError):
+                run.log_metric("x", bad)
+        run.log_metric("x", 0.5)
+    assert registry.get_run(run.id, workspace=workspace).metrics["x"].count == 1
 
 
 # -- params -------------------------------------------------------------------------------
@@ -267,16 +267,14 @@ def test_param_trees(workspace):
     assert record.status == "FINISHED" and record.metrics["still"].last == 1.0
 
 
-@pytest.mark.xfail(strict=True, reason="registry/_params.py flatten_params: a dotted key and a "
-                                       "nested one flattening to the same name lose a value "
-                                       "silently; it should raise ParamError")
 def test_colliding_param_names_are_refused(workspace):
-    with registry.start_run(workspace=workspace) as run, pytest.raises(ParamError):
-        run.log_params({"a.b": 1, "a": {"b": 2}})
+    with registry.start_run(workspace=workspace) as run:
+        for clash in ({"a.b": 1, "a": {"b": 2}}, {1: "x", "1": "y"}):
+            with pytest.raises(ParamError, match="given twice"):
+                run.log_params(clash)
+    assert registry.get_run(run.id, workspace=workspace).params == {}
 
 
-@pytest.mark.xfail(strict=True, reason="NUL in param text: SQLite stores it, PostgreSQL raises "
-                                       "StoreError; registry/_params.py should refuse it alike")
 def test_nul_in_param_text_is_a_param_error_on_every_dialect(workspace):
     with registry.start_run(workspace=workspace) as run, pytest.raises(ParamError):
         run.log_params({"x": "a\x00b"})
@@ -409,25 +407,15 @@ def test_card_front_matter_and_markdown_render_inert(body, owner, labels):
     tally("cards (front matter + Markdown)", "rendered inert")
 
 
-@pytest.mark.xfail(strict=True, raises=YAMLError,
-                   reason="catalog/_card.py _load_yaml builds yaml.SafeLoader outside its try: a "
-                          "character YAML refuses (DEL, C1 controls) raises yaml's ReaderError, "
-                          "not CardSyntaxError, and one such card breaks list_cards for all")
 def test_a_control_character_in_front_matter_is_a_card_syntax_error():
-    with pytest.raises(CardSyntaxError):
+    with pytest.raises(CardSyntaxError, match=r"3.*does not allow"):
         parse_card('---\nname: m\nowner: "\x7f"\n---\n')
 
 
-@pytest.mark.xfail(strict=True, raises=UnicodeEncodeError,
-                   reason="catalog/_card.py keeps YAML escapes of lone surrogates ('\\ud800') "
-                          "in values, and rendering (or storing) the card then fails with "
-                          "UnicodeEncodeError; _plain should refuse or replace them")
-def test_a_surrogate_escape_in_front_matter_is_refused_or_replaced():
-    try:
-        card = parse_card('---\nname: m\nowner: "\\ud800"\n---\n')
-    except CardSyntaxError:
-        return
-    assert_inert(render_html(card))
+def test_a_surrogate_or_nul_escape_in_front_matter_is_refused():
+    for escape in ("\\ud800", "\\x00", "\\u0000"):
+        with pytest.raises(CardSyntaxError, match="NUL or a lone surrogate"):
+            parse_card(f'---\nname: m\nowner: "{escape}"\n---\n')
 
 
 _YAML = st.lists(st.sampled_from([
@@ -541,3 +529,19 @@ def test_imported_artifact_names_and_digests_are_checked(workspace):
         tally("imported artifact references", outcome_of(error))
     tally("imported artifact references", "accepted")
 
+
+
+def test_tags_notes_and_text_fields_hold_alike_on_every_dialect(workspace):
+    """NUL and lone surrogates are replaced (with a warning) wherever text is free-form; a
+    tag too long to index, or with an empty key, is a TagError; nothing set before is lost."""
+    with registry.start_run(workspace=workspace, tags={"a\x00b": "v\x00"}) as run:
+        run.set_tags({"ok": "kept", "bad\ud800": "x\x00y"})
+        run.note("line\x00two")
+        run.set_conclusion("done\x00")
+        for bad in ({"": "x"}, {"k" * 251: "x"}, {"long": "v" * 1001}):
+            with pytest.raises(TagError):
+                run.set_tags(bad)
+    record = registry.get_run(run.id, workspace=workspace)
+    assert record.tags == {"a\ufffdb": "v\ufffd", "ok": "kept", "bad\ufffd": "x\ufffdy"}
+    assert record.notes == "line\ufffdtwo" and record.conclusion == "done\ufffd"
+    assert any("NUL" in w for w in record.warnings) and record.status == "FINISHED"

@@ -18,7 +18,7 @@ from registry.errors import ParamError
 keys = st.text(st.characters(codec="utf-8", categories=("L", "N", "P")), min_size=1,
                max_size=30).filter(lambda k: "." not in k)
 scalars = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False),
-                    st.text(max_size=200))
+                    st.text(st.characters(codec="utf-8", exclude_characters="\x00"), max_size=200))
 trees = st.recursive(scalars, lambda inner: st.dictionaries(keys, inner, max_size=5),
                      max_leaves=30)
 

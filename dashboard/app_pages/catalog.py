@@ -36,9 +36,9 @@ def card_list() -> dict | None:
 
 def card_view(summary: dict) -> None:
     card = data.catalog_card(summary["name"], summary["version"])
-    st.header(f"{card['name']} {card['version']}")
-    st.caption(" · ".join(filter(None, [card["status"], card["project"], card["owner"],
-                                        card["backbone"]])))
+    st.header(_format.literal(f"{card['name']} {card['version']}"))
+    st.caption(" · ".join(_format.literal(v) for v in (card["status"], card["project"],
+                                                      card["owner"], card["backbone"]) if v))
     text, side = st.columns([3, 2])
     with text:
         st.html(card["html"])

@@ -89,6 +89,8 @@ def _translate(url: str, exc: DBAPIError) -> StoreError:
     if state in _SCHEMA_STATES or "no such table" in lowered or "no such column" in lowered:
         return StoreError(f"registry store {safe_url(url)} does not have the tables this Cairn "
                           f"expects ({message.strip()}); open it with write access to upgrade it")
+    if state and state[:2] in ("22", "54"):  # a value the store cannot hold, not an outage
+        return StoreError(f"registry store {safe_url(url)} cannot hold a value: {message}")
     if isinstance(exc, OperationalError):
         return StoreUnavailableError(safe_url(url), message)
     return StoreError(f"registry store {safe_url(url)}: {message}")
