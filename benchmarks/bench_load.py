@@ -9,10 +9,10 @@
 Each training process is a script of its own, as a team's would be: ``start_run`` through
 ``CAIRN_STORE``, then, at a steady step rate for the whole period, four metrics every step, two
 more every 50 steps, a param every 200 steps and a tag between them. Meanwhile reader processes
-run the dashboard's queries (those of ``dashboard/data.py``) in a loop, without pause, on a
-read-only store. Afterwards every run's stored history is counted against what its script
-logged. The anchor is the same loop, the same processes, with the registry replaced by
-appending to an in-memory queue.
+run the dashboard's queries (those of ``dashboard/data.py``; ``_dashboard_reads.py``) in a loop,
+without pause, on a read-only store. Afterwards every run's stored history is counted against
+what its script logged. The anchor is the same loop, the same processes, with the registry
+replaced by appending to an in-memory queue.
 
 Exit status 1 when any point, param or tag was lost, or any error ("database is locked"
 included) reached a training script or a dashboard query. Timings are printed, never asserted.
@@ -35,9 +35,10 @@ from pathlib import Path
 from types import SimpleNamespace
 
 if __package__:  # imported (tests/test_load.py) rather than run as a script
-    from benchmarks import _common
+    from benchmarks import _common, _dashboard_reads
 else:
     import _common
+    import _dashboard_reads
 
 Row, fmt_rate, fmt_time = _common.Row, _common.fmt_rate, _common.fmt_time
 median, percentile = _common.median, _common.percentile
@@ -51,13 +52,8 @@ STEP_KEYS = ("loss", "accuracy", "lr", "grad_norm")
 VAL_KEYS = ("val_loss", "val_accuracy")
 VAL_EVERY, PARAM_EVERY = 50, 200
 START_PARAMS = {"lr": 0.1, "batch_size": 64, "optimizer": "adam"}
-COUNT_CAP = 10_000  # dashboard.data.COUNT_CAP (importing dashboard.data loads Streamlit)
-WEEKS, DAY = 26, 24 * 3600.0  # dashboard.data.weekly_runs' window
 # What the registry logs when it gives up on a write (points spooled to a file, a run's end).
 _LOST = ("could not reach the store", "could not record that run", "metric writer failed")
-# (query, sort) pairs the readers cycle through: the Runs page's search box and sort.
-SEARCHES = (("", None), ("project = load", "-loss"), ("loss < 0.01", "accuracy"),
-            ("status = RUNNING and grad_norm > 0.5", None))
 
 
 @dataclass(frozen=True)
@@ -191,86 +187,6 @@ def writer_main(index: int, sink: str, sync: Path, seconds: float, step_rate: fl
     print(json.dumps(report))
 
 
-# -- a dashboard reader ------------------------------------------------------------------------
-
-
-def _dashboard_queries(seen: list[str]) -> dict[str, Callable]:
-    """The dashboard's store reads (``dashboard/data.py``), without Streamlit's caches."""
-    from dashboard import _sql
-    from registry.comparison import compare
-    from registry.query import search_pks, where
-    from registry.store import _reads
-
-    def recent(store, _i):  # data.recent_runs; remembers ids for the Run and Compare pages
-        with store.reading() as conn:
-            runs = _reads.get_runs(conn, _reads.list_run_pks(conn, limit=15), details=False)
-        seen[:] = [r.id for r in runs]
-
-    def search(store, i):  # data.search_runs
-        query, sort = SEARCHES[i % len(SEARCHES)]
-        with store.reading() as conn:
-            pks = search_pks(conn, query, sort=sort, limit=51, offset=0)
-            _reads.get_runs(conn, pks[:50], details=False)
-
-    def count(store, i):  # data._count
-        with store.reading() as conn:
-            condition = where(conn, SEARCHES[i % len(SEARCHES)][0])
-            conn.execute(_sql.capped_count(condition, COUNT_CAP + 1)).scalar_one()
-
-    def facets(store, _i):  # data.facets and data.metric_keys
-        with store.reading() as conn:
-            for stmt in (_sql.project_names(), _sql.owners(), _sql.families(),
-                         _sql.recent_metric_keys(200)):
-                list(conn.execute(stmt).scalars())
-            list(conn.execute(_sql.dataset_versions()))
-
-    def weekly(store, _i):  # data.weekly_runs
-        with store.reading() as conn:
-            latest = conn.execute(_sql.latest_start(None)).scalar()
-            since = (latest or 0.0) - WEEKS * 7 * DAY
-            conn.execute(_sql.weekly_runs(None, since, conn.dialect.name)).all()
-
-    def run_page(store, i):  # data.get_runs, one run in full
-        if not seen:
-            return False  # no run yet: nothing ran, nothing is timed
-        with store.reading() as conn:
-            _reads.get_runs(conn, [_reads.resolve_run(conn, seen[i % len(seen)])])
-
-    def comparison(store, i):  # data.comparison of two runs being written
-        if len(seen) < 2:
-            return False
-        a = i % len(seen)
-        compare([seen[a], seen[(a + 1) % len(seen)]], store=store, max_points=500)
-
-    return {"recent": recent, "search": search, "count": count, "facets": facets,
-            "weekly": weekly, "run": run_page, "compare": comparison}
-
-
-def reader_main(url: str, stop: Path) -> None:
-    """Run the dashboard's queries until ``stop`` exists; prints latencies as one JSON line."""
-    from registry.store import SqlStore
-
-    store = SqlStore(url, readonly=True, migrate=False)
-    seen: list[str] = []
-    queries = _dashboard_queries(seen)
-    latencies: dict[str, list[float]] = {name: [] for name in queries}
-    errors: list[str] = []
-    i = 0
-    while not stop.exists():
-        for name, query in queries.items():
-            began = time.perf_counter()
-            try:
-                ran = query(store, i) is not False
-            except Exception as exc:  # counted: every failure is a page the user saw break
-                errors.append(f"{name}: {type(exc).__name__}: {exc}")
-                continue
-            if ran:
-                latencies[name].append(time.perf_counter() - began)
-        i += 1
-    store.close()
-    print(json.dumps({"latencies": latencies, "failed": len(errors), "errors": errors[:10]}))
-
-
 # -- the harness -------------------------------------------------------------------------------
 
 
@@ -307,7 +223,7 @@ def run_load(url: str | None, load: Load, workdir: Path, *, sink: str = "registr
                 proc.kill()
     outcome = Outcome(sink, load, load_average=_common.load_average())
     _collect_writers(outcome, writers, sync)
-    _collect_readers(outcome, readers, sync)
+    outcome.readers = _dashboard_reads.collect(readers, sync)
     if outcome.writers:
         outcome.seconds = max(w["ended"] for w in outcome.writers) - go
     if sink == "registry":
@@ -368,16 +284,6 @@ def _collect_writers(outcome: Outcome, writers: list[subprocess.Popen], sync: Pa
         outcome.retried += "cannot write metrics yet" in err
         if report:
             outcome.writers.append(report)
-
-
-def _collect_readers(outcome: Outcome, readers: list[subprocess.Popen], sync: Path) -> None:
-    for proc in readers:
-        out = (sync / f"{proc.name}.out").read_text().strip()
-        if proc.returncode or not out:
-            err = (sync / f"{proc.name}.err").read_text()
-            outcome.readers.append({"latencies": {}, "failed": 1, "errors": [err[-2000:]]})
-        else:
-            outcome.readers.append(json.loads(out.splitlines()[-1]))
 
 
 def _account(outcome: Outcome, url: str) -> None:
@@ -580,7 +486,7 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] == ["writer"]:
         writer_main(int(argv[1]), argv[2], Path(argv[3]), float(argv[4]), float(argv[5]))
     elif argv[:1] == ["reader"]:
-        reader_main(argv[1], Path(argv[2]))
+        _dashboard_reads.reader_main(argv[1], Path(argv[2]))
     else:
         return bench(*_parse(argv))
     return 0

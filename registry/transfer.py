@@ -5,7 +5,9 @@ Non-finite metric values are written as the strings ``"NaN"``, ``"Infinity"`` an
 exported as references (name, sha256, size, uri); the blobs stay in the artifact store.
 The similarity keys (``model_family``, ``data_key``) travel as they were recorded; an export
 without them (older files) gets them derived from its params and data again on import.
-MoV measurements, project descriptions and MLflow links are not run records: not exported.
+Projects and their MoV definitions and measurements travel in lines of their own
+(``cairn.project/1``, ``cairn.mov/1``: see :mod:`registry._transfer_mov`), applied after the
+file's runs. MLflow links and indexed model cards are not exported.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from sqlalchemy import select
 from registry._chunks import split
 from registry._fingerprint import data_key, model_family
 from registry._params import ParamValue
+from registry._transfer_mov import FORMATS, MOV_FORMAT, PROJECT_FORMAT, MovImport, import_mov
+from registry._transfer_mov import export_mov as export_mov
 from registry._writer import Summary
 from registry.artifacts import check_sha256, clean_name
 from registry.entities import DatasetUse, MetricSummary
@@ -28,22 +32,27 @@ from registry.errors import CairnError, ImportFormatError, StoreError
 from registry.store import SqlStore, _reads, _textindex, _writes
 from registry.store.schema import param, run
 
-__all__ = ["FORMAT", "ImportResult", "export_runs", "import_runs"]
+__all__ = ["FORMAT", "MOV_FORMAT", "PROJECT_FORMAT", "ImportResult", "MovImport", "export_mov",
+           "export_runs", "import_runs"]
 
 FORMAT = "cairn.run/1"
 _RUN_FIELDS = ("id", "name", "owner", "start_time", "end_time", "heartbeat_time",
                "heartbeat_interval", "question", "notes", "conclusion", "failure", "fingerprint",
                "command", "entry_point", "cwd", "hostname", "hardware", "environment",
                "warnings", "mlflow_run_id")
+_KNOWN = (FORMAT, *FORMATS)
 _KEYS = ("model_family", "data_key")  # run columns that RunRecord does not carry
 _NONFINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
 
 
 @dataclass
 class ImportResult:
+    """Run ids imported and skipped, the bad lines, and what the project and MoV lines did."""
+
     imported: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     errors: list[ImportFormatError] = field(default_factory=list)
+    mov: MovImport = field(default_factory=MovImport)
 
 
 def export_runs(store: SqlStore, pks: Iterable[int]) -> Iterator[dict[str, Any]]:
@@ -69,13 +78,18 @@ def export_runs(store: SqlStore, pks: Iterable[int]) -> Iterator[dict[str, Any]]
 
 def import_runs(store: SqlStore, lines: Iterable[str], *, replace: bool = False) -> ImportResult:
     """Import JSON lines; each run lands whole or not at all. Existing ids are skipped
-    (or replaced). Bad lines are reported with their number and do not stop the rest."""
+    (or replaced). Bad lines are reported with their number and do not stop the rest.
+    Project and MoV lines are applied after the runs, whatever their place in the file."""
     result = ImportResult()
+    deferred: list[tuple[int, dict[str, Any]]] = []
     for number, line in enumerate(lines, 1):
         if not line.strip():
             continue
         try:
             data = _parse(number, line)
+            if data["format"] != FORMAT:
+                deferred.append((number, data))
+                continue
             if store.run_exists(data["id"]):
                 if not replace:
                     result.skipped.append(data["id"])
@@ -85,6 +99,8 @@ def import_runs(store: SqlStore, lines: Iterable[str], *, replace: bool = False)
             result.imported.append(data["id"])
         except ImportFormatError as exc:
             result.errors.append(exc)
+    result.mov = import_mov(store, deferred, replace=replace, errors=result.errors)
+    result.errors.sort(key=lambda e: e.line)
     return result
 
 
@@ -99,8 +115,10 @@ def _parse(number: int, line: str) -> dict[str, Any]:
         data = json.loads(line)
     except json.JSONDecodeError as exc:
         raise ImportFormatError(number, f"not JSON: {exc}") from None
-    if not isinstance(data, dict) or data.get("format") != FORMAT:
-        raise ImportFormatError(number, f"not a {FORMAT} record")
+    if not isinstance(data, dict) or data.get("format") not in _KNOWN:
+        raise ImportFormatError(number, f"not a Cairn record (format {', '.join(_KNOWN)})")
+    if data["format"] != FORMAT:
+        return data
     for key in ("id", "project", "owner", "status", "start_time"):
         if data.get(key) is None:
             raise ImportFormatError(number, f"missing {key!r}")

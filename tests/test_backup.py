@@ -2,9 +2,10 @@
 
 A store filled through the public API is exported to a file with the CLI and imported into a
 store of the other dialect (SQLite -> PostgreSQL, PostgreSQL -> SQLite); every column of every
-run row and of every row that belongs to a run must come back, and the public reads must agree.
+run row and of every row that belongs to a run must come back, and so must every column of the
+projects and of their MoV definitions and measurements; the public reads must agree.
 Restoring into a store that already holds some of the runs skips them (or replaces them with
-``--replace``); either way no run is doubled.
+``--replace``); either way no run and no measurement is doubled.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from sqlalchemy import create_engine, select, text
+from sqlalchemy import create_engine, insert, select, text, update
 
 import registry
 from registry.capture.dvc import DataVersion
@@ -135,6 +136,30 @@ def fill(ws: Workspace, runs: int = 6, long: int = LONG) -> dict[str, int]:
     return {"runs": runs + 1, "points": points}
 
 
+def fill_mov(ws: Workspace) -> dict[str, int]:
+    """Beyond what ``fill`` records: a measurement from no run, a definition of a project
+    without runs, one never measured, and project descriptions (no API writes them: SQL)."""
+    registry.record_mov("défauts", "escape_rate", 380.5, evidence="Werk 3, Bericht ✓",
+                        who="qa", when=1.7e9, workspace=ws)
+    registry.define_mov("cracks", "false_alarms", unit="per shift", direction="lower",
+                        baseline=12, target=2, description="Alarme ohne Riss", workspace=ws)
+    registry.define_mov("leer", "uptime", unit="%", direction="higher", baseline=90, target=99,
+                        workspace=ws)
+    registry.record_mov("leer", "uptime", 93.25, workspace=ws)
+    with ws.open_store().writing() as conn:
+        conn.execute(update(s.project).where(s.project.c.name == "défauts")
+                     .values(description="Fehler, die beim Kunden ankommen ✓"))
+        conn.execute(update(s.project).where(s.project.c.name == "leer")
+                     .values(description="A project with MoV and no runs"))
+        conn.execute(insert(s.project).values(name="nur Beschreibung", created_time=1.5e9,
+                                               description="described, nothing else"))
+    with ws.open_store().reading() as conn:
+        counted = {t.name: conn.execute(select(text("count(*)")).select_from(t)).scalar()
+                   for t in (s.project, s.mov_definition, s.mov_measurement)}
+    return {"projects": counted["project"], "definitions": counted["mov_definition"],
+            "measurements": counted["mov_measurement"]}
+
+
 # -- comparing stores -----------------------------------------------------------------------------
 
 _RUN_TABLES = (s.param, s.tag, s.metric_summary, s.artifact)
@@ -205,6 +230,26 @@ def lost(before: dict[str, Any], after: dict[str, Any]) -> dict[str, int]:
     return {"runs": runs, "points": points}
 
 
+def mov_snapshot(url: str) -> dict[str, Any]:
+    """Every column of every project, MoV definition and measurement (integer keys left out,
+    a measurement's run by its id), as comparable JSON."""
+    p, d, m, r = s.project, s.mov_definition, s.mov_measurement, s.run
+    own = ("id", "project_id", "definition_id", "run_pk")
+    definitions = select(p.c.name.label("project"), *(c for c in d.c if c.name not in own)
+                         ).join(p, p.c.id == d.c.project_id)
+    measurements = (select(p.c.name.label("project"), d.c.name.label("mov"),
+                           r.c.id.label("run_id"), *(c for c in m.c if c.name not in own))
+                    .join(d, d.c.id == m.c.definition_id).join(p, p.c.id == d.c.project_id)
+                    .outerjoin(r, r.c.pk == m.c.run_pk))
+    with SqlStore(url).reading() as conn:
+        out = {name: sorted((_comparable(dict(row)) for row in conn.execute(q).mappings()),
+                            key=json.dumps)
+               for name, q in (("project", select(p.c.name, p.c.description, p.c.created_time)),
+                               ("mov_definition", definitions),
+                               ("mov_measurement", measurements))}
+    return out
+
+
 def cairn(url: str, *args: str) -> Any:
     result = CliRunner().invoke(cli, list(args), env={"CAIRN_STORE": url, "CAIRN_CONFIG": None})
     return result
@@ -226,6 +271,7 @@ def test_backup_to_a_file_and_restore_on_the_other_dialect(tmp_dir, store_url, o
     after = snapshot(other_url)
     assert lost(before, after) == {"runs": 0, "points": 0}
     assert after == before
+    assert mov_snapshot(other_url) == mov_snapshot(store_url)
     tried = sum(len(h) for run in before.values() for h in run["history"].values())
     assert tried == written["points"]
 
@@ -245,12 +291,18 @@ def test_a_restore_skips_the_runs_a_store_already_has(tmp_dir, store_url, other_
     assert again.exit_code == 0, again.output
     assert "imported 3 runs, skipped 2 already present, 0 errors" in again.output
     after = snapshot(other_url)
-    assert len(after) == len(records) and after[ours]["run"]  # nothing doubled
+    runs = [r for r in records if json.loads(r)["format"] == "cairn.run/1"]
+    assert len(after) == len(runs) == 5 and after[ours]["run"]  # nothing doubled
     assert dict(after[ours]["record"]["tags"])["team"] == "changed here"  # the store's own kept
+
+    assert mov_snapshot(other_url) == mov_snapshot(store_url)  # measurements found their runs
 
     replaced = cairn(other_url, "runs", "import", "--replace", str(lines))
     assert "imported 5 runs, skipped 0 already present, 0 errors" in replaced.output
+    # A replaced run's measurements lose it when it is deleted and get it back, not doubled.
+    assert "skipped 2 already present (2 given back their run)" in replaced.output
     assert snapshot(other_url) == snapshot(store_url)
+    assert mov_snapshot(other_url) == mov_snapshot(store_url)
 
 
 def test_a_restore_reports_a_truncated_backup_and_keeps_every_whole_run(tmp_dir, store_url,
@@ -258,12 +310,22 @@ def test_a_restore_reports_a_truncated_backup_and_keeps_every_whole_run(tmp_dir,
     fill(_workspace(tmp_dir, store_url), runs=3, long=50)
     lines = tmp_dir / "backup.jsonl"
     assert cairn(store_url, "runs", "export", "-o", str(lines)).exit_code == 0
-    text_ = lines.read_text(encoding="utf-8")
-    lines.write_text(text_[:len(text_) - 200], encoding="utf-8")  # cut in the last run
+    records = lines.read_text(encoding="utf-8").splitlines()
+    assert [json.loads(r)["format"] for r in records[3:]] == [
+        "cairn.run/1", "cairn.project/1", "cairn.project/1", "cairn.mov/1"]
+    cut = json.loads(records[3])["id"]  # run-2, which measured escape_rate
+    records[3] = records[3][:len(records[3]) // 2]  # cut in the last run
+    lines.write_text("\n".join(records) + "\n", encoding="utf-8")
     done = cairn(other_url, "runs", "import", str(lines))
     assert done.exit_code == 1 and "imported 3 runs" in done.output and "line 4" in done.output
+    assert "1 measurements kept without their run" in done.output
     before, after = snapshot(store_url), snapshot(other_url)
     assert len(after) == 3 and all(after[k] == before[k] for k in after)
+    expected = mov_snapshot(store_url)
+    for row in expected["mov_measurement"]:
+        row["run_id"] = None if row["run_id"] == cut else row["run_id"]
+    expected["mov_measurement"].sort(key=json.dumps)
+    assert mov_snapshot(other_url) == expected
 
 
 def test_an_export_without_similarity_keys_gets_them_computed(tmp_dir, store_url, pg_url):
@@ -284,15 +346,56 @@ def test_an_export_without_similarity_keys_gets_them_computed(tmp_dir, store_url
             s.run.c.name == "run-0")).scalar() == "resnet"
 
 
-def test_what_a_backup_does_not_hold(tmp_dir, store_url, other_url):
-    """MoV definitions and measurements, project descriptions and MLflow links are not run
-    records: a run export leaves them out (they are restored from the configuration, by
-    ``record_mov`` again, and by re-linking to MLflow)."""
+def test_a_backup_restores_projects_and_mov_and_again_adds_nothing(tmp_dir, store_url,
+                                                                    other_url):
+    """MoV definitions and measurements (with their runs) and project descriptions come back
+    on the other dialect, wherever their lines are in the file; restoring twice adds nothing."""
+    ws = _workspace(tmp_dir, store_url)
+    fill(ws, runs=3, long=10)
+    written = fill_mov(ws)
+    assert written == {"projects": 4, "definitions": 3, "measurements": 4}
+    lines = tmp_dir / "backup.jsonl"
+    done = cairn(store_url, "runs", "export", "-o", str(lines))
+    assert done.exit_code == 0, done.output
+    assert ("exported 4 runs, 4 projects, 3 MoV definitions and 4 measurements"
+            in done.output)
+    done = cairn(other_url, "runs", "import", str(lines))
+    assert done.exit_code == 0, done.output
+    assert ("restored 4 projects, 3 MoV definitions and 4 measurements, skipped 0 already "
+            "present" in done.output)
+    before = mov_snapshot(store_url)
+    assert [len(before[k]) for k in ("project", "mov_definition", "mov_measurement")] == [4, 3, 4]
+    assert sum(m["run_id"] is not None for m in before["mov_measurement"]) == 2
+    assert mov_snapshot(other_url) == before
+    restored = replace(ws, store_url=other_url)
+    assert registry.mov_progress(workspace=restored) == registry.mov_progress(workspace=ws)
+
+    again = cairn(other_url, "runs", "import", str(lines))
+    assert again.exit_code == 0, again.output
+    assert "imported 0 runs, skipped 4 already present, 0 errors" in again.output
+    assert ("restored 0 projects, 0 MoV definitions and 0 measurements, skipped 4 already "
+            "present" in again.output)
+    assert mov_snapshot(other_url) == before
+
+    # The MoV lines first and the runs after: the measurements still find their runs.
+    backwards = tmp_dir / "backwards.jsonl"
+    backwards.write_text("\n".join(reversed(lines.read_text(encoding="utf-8").splitlines())),
+                         encoding="utf-8")
+    third = f"sqlite:///{tmp_dir / 'third' / 'registry.db'}"
+    assert cairn(third, "runs", "import", str(backwards)).exit_code == 0
+    assert mov_snapshot(third) == before
+
+
+def test_a_backup_without_mov_lines_restores_its_runs(tmp_dir, store_url, other_url):
+    """``--no-mov`` writes what older Cairns wrote: runs only, and they still import."""
     ws = _workspace(tmp_dir, store_url)
     fill(ws, runs=2, long=10)
     lines = tmp_dir / "backup.jsonl"
-    assert cairn(store_url, "runs", "export", "-o", str(lines)).exit_code == 0
-    assert cairn(other_url, "runs", "import", str(lines)).exit_code == 0
-    restored = replace(ws, store_url=other_url)
-    assert [len(p.measurements) for p in registry.mov_progress(workspace=ws)] == [1]
-    assert registry.mov_progress(workspace=restored) == []
+    done = cairn(store_url, "runs", "export", "--no-mov", "-o", str(lines))
+    assert done.exit_code == 0 and "exported 3 runs\n" in done.output
+    assert {json.loads(r)["format"] for r in lines.read_text(encoding="utf-8").splitlines()} == {
+        "cairn.run/1"}
+    done = cairn(other_url, "runs", "import", str(lines))
+    assert done.exit_code == 0 and "restored" not in done.output
+    assert snapshot(other_url) == snapshot(store_url)
+    assert mov_snapshot(other_url)["mov_measurement"] == []

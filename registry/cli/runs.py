@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import collections
+import itertools
 import json
 import sys
 from typing import Any
@@ -151,17 +153,27 @@ def _indent(text: str) -> str:
 @click.option("--project", help="Every run of this project.")
 @click.option("--output", "-o", type=click.File("w", encoding="utf-8"), default="-",
               help="File to write (default: standard output).")
-def export(run_refs: tuple[str, ...], project: str | None, output) -> None:
-    """Write runs as JSON lines (all runs when none are named)."""
-    from registry.transfer import export_runs
+@click.option("--mov/--no-mov", default=True, show_default=True,
+              help="Also write the projects with their MoV definitions and measurements (of "
+                   "the named runs only, when runs are named).")
+def export(run_refs: tuple[str, ...], project: str | None, output, mov: bool) -> None:
+    """Write runs as JSON lines (all runs when none are named), then their projects and MoV."""
+    from registry.transfer import FORMAT, MOV_FORMAT, PROJECT_FORMAT, export_mov, export_runs
 
     store = _store()
     pks = [store.resolve(ref) for ref in run_refs] if run_refs else _all_pks(store, project)
-    count = 0
-    for data in export_runs(store, pks):
+    records = export_runs(store, pks)
+    if mov:
+        scope = {"run_pks": pks} if run_refs else {"project": project}
+        records = itertools.chain(records, export_mov(store, **scope))
+    count = collections.Counter()
+    for data in records:
         output.write(json.dumps(data, ensure_ascii=False, allow_nan=False) + "\n")
-        count += 1
-    click.echo(f"exported {count} runs", err=True)
+        count[data["format"]] += 1
+        count["measurements"] += len(data.get("measurements", ()))
+    more = (f", {count[PROJECT_FORMAT]} projects, {count[MOV_FORMAT]} MoV definitions and "
+            f"{count['measurements']} measurements") if mov else ""
+    click.echo(f"exported {count[FORMAT]} runs{more}", err=True)
 
 
 def _all_pks(store, project: str | None) -> list[int]:
@@ -173,14 +185,18 @@ def _all_pks(store, project: str | None) -> list[int]:
 
 @runs.command("import")
 @click.argument("source", type=click.File("r", encoding="utf-8"), default="-")
-@click.option("--replace", is_flag=True, help="Replace runs whose id already exists.")
+@click.option("--replace", is_flag=True,
+              help="Replace runs whose id already exists, and take the backup's project "
+                   "descriptions and MoV definitions over the store's.")
 def import_(source, replace: bool) -> None:
-    """Read runs as JSON lines (from a file or standard input)."""
+    """Read runs, projects and MoV as JSON lines (from a file or standard input)."""
     from registry.transfer import import_runs
 
     result = import_runs(_store(), source, replace=replace)
     click.echo(f"imported {len(result.imported)} runs, skipped {len(result.skipped)} "
                f"already present, {len(result.errors)} errors", err=True)
+    if result.mov.records:
+        click.echo(result.mov.summary(), err=True)
     for error in result.errors:
         click.echo(f"error: {error}", err=True)
     if result.errors:
