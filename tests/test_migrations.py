@@ -498,8 +498,6 @@ def test_a_reader_refuses_an_old_store_until_a_writable_open_upgrades_it(store_u
     assert asdict_plain(reader.get_run(RUNS["base"]["id"])) == expected_record("base")
 
 
-@pytest.mark.xfail(strict=True, reason="migration 0002 adds run.model_family and run.data_key "
-                   "but leaves them NULL for older runs (see the issue 9 report)")
 def test_runs_from_0001_are_found_by_similarity_after_the_upgrade(store_url, tmp_path):
     make_old_store(store_url, "0001")
     ws = _workspace(store_url, tmp_path)

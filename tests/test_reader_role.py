@@ -24,6 +24,7 @@ from registry.store import SqlStore
 from registry.store._engine import normalise_url
 from registry.store._migrate import upgrade
 from registry.store._roles import ReaderRoleError, drop_reader, grant_reader, reader_url
+from registry.store.schema import SCHEMA_REVISION
 from tests.test_dashboard_pages import APP, fill_workspace
 
 # The PostgreSQL case of the ``store_url`` fixture only.
@@ -145,7 +146,7 @@ def test_every_kind_of_write_is_refused_read_only_default_or_not(filled, role):
     assert {e for (_, ro), e in refused.items() if ro == "off"} == {"InsufficientPrivilege"}
     assert _admin_scalar(admin, "SELECT (SELECT count(*) FROM run) + (SELECT count(*) FROM "
                                 "metric_chunk) + (SELECT count(*) FROM metric_summary)") == before
-    assert _admin_scalar(admin, "SELECT version_num FROM alembic_version") == "0003"
+    assert _admin_scalar(admin, "SELECT version_num FROM alembic_version") == SCHEMA_REVISION
     admin.dispose()
 
 

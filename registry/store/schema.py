@@ -46,7 +46,7 @@ __all__ = [
 ]
 
 # The Alembic revision this code writes; tests check it is the migrations' head.
-SCHEMA_REVISION = "0003"
+SCHEMA_REVISION = "0004"
 
 RUN_STATUSES = ("RUNNING", "FINISHED", "FAILED", "KILLED")
 PARAM_TYPES = ("int", "float", "bool", "str", "null", "json")
