@@ -27,3 +27,5 @@ lint: setup
 bench: setup
 	$(PY) benchmarks/bench_registry.py
 	$(PY) benchmarks/bench_knowledge.py
+	$(PY) benchmarks/bench_load.py
+	$(PY) benchmarks/bench_faults.py

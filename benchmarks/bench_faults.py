@@ -17,7 +17,6 @@ import contextlib
 import os
 import random
 import signal
-import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -36,8 +35,7 @@ from registry import spool  # noqa: E402
 from registry._writer import CLOSE_TIMEOUT_S  # noqa: E402
 from registry.config import Workspace  # noqa: E402
 from registry.store import SqlStore  # noqa: E402
-from registry.store._engine import sqlite_path  # noqa: E402
-from tests._pgserver import PrivateServer, TcpProxy, find_bin  # noqa: E402
+from tests._pgserver import PrivateServer, TcpProxy, find_bin, sqlite_locked  # noqa: E402
 
 TRAIN = textwrap.dedent("""
     import sys, time, registry
@@ -114,18 +112,6 @@ def _final_status(url: str, run_id: str) -> str:
 
 
 # -- the store unreachable (in-process runs) -------------------------------------------------
-
-
-@contextlib.contextmanager
-def sqlite_locked(url: str):
-    """Another connection holding the SQLite file's write lock."""
-    conn = sqlite3.connect(sqlite_path(url), isolation_level=None, timeout=30)
-    conn.execute("BEGIN EXCLUSIVE")
-    try:
-        yield
-    finally:
-        conn.execute("ROLLBACK")
-        conn.close()
 
 
 @contextlib.contextmanager

@@ -1,4 +1,5 @@
-"""A private PostgreSQL server for tests that stop and restart it (never the shared one).
+"""Stores made unreachable on purpose: a private PostgreSQL server for tests that stop and
+restart it (never the shared one), a TCP proxy to cut, and a locked SQLite file.
 
 ``initdb`` + ``pg_ctl`` from ``/usr/lib/postgresql/*/bin`` on a free 127.0.0.1 port, in a
 temporary folder. PostgreSQL refuses to run as root, so as root every command runs as the
@@ -17,7 +18,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-__all__ = ["PrivateServer", "TcpProxy", "find_bin", "free_port"]
+__all__ = ["PrivateServer", "TcpProxy", "find_bin", "free_port", "sqlite_locked"]
 
 
 def find_bin() -> Path | None:
@@ -155,3 +156,19 @@ def _close(s: socket.socket) -> None:
     with contextlib.suppress(OSError):
         s.shutdown(socket.SHUT_RDWR)
     s.close()
+
+
+@contextlib.contextmanager
+def sqlite_locked(url: str):
+    """Another connection holding the SQLite file's write lock (as a long writer would)."""
+    import sqlite3
+
+    from registry.store._engine import sqlite_path
+
+    conn = sqlite3.connect(sqlite_path(url), isolation_level=None, timeout=30)
+    conn.execute("BEGIN EXCLUSIVE")
+    try:
+        yield
+    finally:
+        conn.execute("ROLLBACK")
+        conn.close()

@@ -8,9 +8,11 @@ saying so.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import uuid
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -37,6 +39,28 @@ def _pg_schema_url(base: str, schema: str) -> str:
     return f"{base}{sep}options=-csearch_path%3D{schema}"
 
 
+@contextlib.contextmanager
+def pg_schema(prefix: str = "t") -> Iterator[str]:
+    """The URL of a PostgreSQL schema of its own, dropped (with its stores closed) on exit."""
+    from sqlalchemy import create_engine, text
+
+    from registry.store import _STORES
+    from registry.store._engine import normalise_url
+
+    schema = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(normalise_url(PG_URL), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    try:
+        yield _pg_schema_url(normalise_url(PG_URL), schema)
+    finally:
+        for key in [k for k in _STORES if schema in k[0]]:
+            _STORES.pop(key).close()
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def store_url(request: pytest.FixtureRequest, tmp_path: Path):
     """A fresh, empty store URL of each dialect."""
@@ -45,24 +69,8 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path):
         return
     if not PG_URL:
         pytest.skip("PostgreSQL not configured: set CAIRN_TEST_POSTGRES_URL to test it")
-    from sqlalchemy import create_engine, text
-
-    from registry.store._engine import normalise_url
-
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(normalise_url(PG_URL), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    try:
-        yield _pg_schema_url(normalise_url(PG_URL), schema)
-    finally:
-        from registry.store import _STORES
-
-        for key in [k for k in _STORES if schema in k[0]]:
-            _STORES.pop(key).close()
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+    with pg_schema() as url:
+        yield url
 
 
 @pytest.fixture

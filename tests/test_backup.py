@@ -10,7 +10,6 @@ Restoring into a store that already holds some of the runs skips them (or replac
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import uuid
@@ -21,7 +20,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from sqlalchemy import create_engine, insert, select, text, update
+from sqlalchemy import insert, select, text, update
 
 import registry
 from registry.capture.dvc import DataVersion
@@ -29,8 +28,7 @@ from registry.cli import cli
 from registry.config import Workspace
 from registry.store import SqlStore
 from registry.store import schema as s
-from registry.store._engine import normalise_url
-from tests.conftest import PG_URL, _pg_schema_url
+from tests.conftest import PG_URL, pg_schema
 
 LONG = 12_500  # points of a long history: more than one chunk row (10,000 points)
 PARAMS = {"lr": 1e-3, "epochs": 30, "big": 2**80, "huge": 10**400, "aug": True, "seed": None,
@@ -50,7 +48,7 @@ def other_url(store_url: str, tmp_path: Path) -> Iterator[str]:
         return
     if not PG_URL:
         pytest.skip("PostgreSQL not configured: set CAIRN_TEST_POSTGRES_URL to test it")
-    with pg_schema() as url:
+    with pg_schema("b") as url:
         yield url
 
 
@@ -58,27 +56,8 @@ def other_url(store_url: str, tmp_path: Path) -> Iterator[str]:
 def pg_url() -> Iterator[str]:
     if not PG_URL:
         pytest.skip("PostgreSQL not configured: set CAIRN_TEST_POSTGRES_URL to test it")
-    with pg_schema() as url:
+    with pg_schema("b") as url:
         yield url
-
-
-@contextlib.contextmanager
-def pg_schema() -> Iterator[str]:
-    """A PostgreSQL schema of its own, dropped on exit (as the ``store_url`` fixture does)."""
-    from registry.store import _STORES
-
-    schema = f"b_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(normalise_url(PG_URL), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    try:
-        yield _pg_schema_url(normalise_url(PG_URL), schema)
-    finally:
-        for key in [k for k in _STORES if schema in k[0]]:
-            _STORES.pop(key).close()
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
 
 
 def _workspace(root: Path, url: str) -> Workspace:

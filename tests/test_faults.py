@@ -5,13 +5,11 @@ Process faults (kill -9, SIGTERM, Ctrl-C) are in ``test_lifecycle.py``.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import math
 import os
 import shutil
-import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -25,8 +23,7 @@ import registry
 from registry import spool
 from registry.errors import SpoolError, StoreUnavailableError
 from registry.store import SqlStore
-from registry.store._engine import sqlite_path
-from tests._pgserver import PrivateServer, TcpProxy, find_bin
+from tests._pgserver import PrivateServer, TcpProxy, find_bin, sqlite_locked
 
 SQLITE = pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
 POSTGRES = pytest.mark.parametrize("store_url", ["postgresql"], indirect=True)
@@ -195,24 +192,12 @@ def test_a_batch_committed_before_the_connection_broke_is_not_written_twice(work
 # -- SQLite: the file locked by another process ----------------------------------------------
 
 
-@contextlib.contextmanager
-def _sqlite_locked(url: str):
-    """Another connection holding the database's write lock (as a long writer would)."""
-    conn = sqlite3.connect(sqlite_path(url), isolation_level=None, timeout=30)
-    conn.execute("BEGIN EXCLUSIVE")
-    try:
-        yield
-    finally:
-        conn.execute("ROLLBACK")
-        conn.close()
-
-
 @SQLITE
 def test_sqlite_locked_mid_run_training_goes_on_and_nothing_is_lost(workspace):
     run = registry.start_run(project="faults", workspace=workspace)
     _log(run, 0, 100)
     assert run.flush(timeout=10)
-    with _sqlite_locked(workspace.store_url):
+    with sqlite_locked(workspace.store_url):
         _log(run, 100, 5100)  # returns at once: the writer waits on the lock, not the loop
         assert not run.flush(timeout=0.5)
     run.end()
@@ -227,7 +212,7 @@ def test_sqlite_locked_at_the_end_spools_then_delivers_everything_once(workspace
     run = registry.start_run(project="faults", workspace=workspace)
     _log(run, 0, 100)
     assert run.flush(timeout=10)
-    with _sqlite_locked(workspace.store_url), caplog.at_level(logging.ERROR, "registry"):
+    with sqlite_locked(workspace.store_url), caplog.at_level(logging.ERROR, "registry"):
         _log(run, 100, 1100)
         run.end(timeout=0.5)
     [path] = spool.spooled_files(workspace)

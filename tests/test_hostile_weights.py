@@ -22,8 +22,9 @@ from hypothesis import strategies as st
 
 import catalog
 import zoo
+from catalog._card import parse_card
 from catalog._weights import read_header
-from catalog.errors import WeightsIntegrityError
+from catalog.errors import CardSyntaxError, WeightsIntegrityError
 from registry.config import Workspace
 from registry.errors import CairnError
 from tests.test_catalog_draft import CLASSES, save_weights, tiny_model
@@ -192,6 +193,12 @@ def test_hostile_weights_are_refused_and_never_unpickled(shelf, workspace: Works
     if case == "a folder":
         (folder / "dir.safetensors").mkdir()
     write_card(folder, rel, data, sha)
+    if case == "NUL in the path":  # the card itself is refused: no loader reaches the path
+        with pytest.raises(CardSyntaxError, match="NUL"):
+            parse_card((folder / "README.md").read_text(encoding="utf-8"))
+        assert calls == [] and not sentinel.exists()
+        tally("weights files (corpus)", "refused: CardSyntaxError")
+        return
     outcomes = every_loader(workspace)
     assert "loaded" not in outcomes, outcomes
     assert set(outcomes) <= {"WeightsIntegrityError", "WeightsMissingError",

@@ -126,3 +126,17 @@ def test_sqlite_without_fts5_is_a_clear_error(tmp_path):
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                          timeout=120).stdout
     assert "StoreError:" in out and "import registry before tensorflow" in out
+
+
+def test_a_writable_postgres_store_keeps_one_connection():
+    from tests.conftest import PG_URL, pg_schema
+
+    if not PG_URL:
+        pytest.skip("PostgreSQL not configured: set CAIRN_TEST_POSTGRES_URL to test it")
+    with pg_schema() as url:
+        writable, reader = SqlStore(url), SqlStore(url, readonly=True)
+        try:
+            assert (writable.engine.pool.size(), reader.engine.pool.size()) == (1, 2)
+        finally:
+            writable.close()
+            reader.close()

@@ -49,7 +49,11 @@ def make_engine(url: str, *, readonly: bool = False) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         return _sqlite_engine(parsed.database or ":memory:", readonly)
-    engine = create_engine(url, pool_pre_ping=True, pool_size=2, max_overflow=4)
+    # A training process keeps one connection (its writer thread and its own calls share it;
+    # a call that overlaps a flush borrows one more for a moment), so a PostgreSQL server's
+    # connections go about twice as far. Readers serve several sessions at once.
+    engine = create_engine(url, pool_pre_ping=True, pool_size=2 if readonly else 1,
+                           max_overflow=4)
     if readonly:
         event.listen(engine, "connect", _pg_readonly)
     return engine
