@@ -46,12 +46,12 @@ def start_run(project: str | None = None, name: str | None = None, *,
 
     from registry.artifacts import ArtifactStore
     from registry.spool import deliver_pending
-    from registry.store import open_store, safe_url
+    from registry.store import safe_url
 
     if ws.readonly:
         raise StoreReadOnlyError(safe_url(ws.store_url), "start a run in a read-only workspace")
     ws.ensure_state_dir()
-    store, artifacts = open_store(ws.store_url), ArtifactStore(ws.artifact_root)
+    store, artifacts = ws.open_store(), ArtifactStore(ws.artifact_root)
     deliver_pending(ws, store)  # what earlier runs spooled while the store was unreachable
     values = {
         "id": uuid.uuid4().hex, "name": _clean(name, warnings), "owner": owner or ws.owner,

@@ -275,6 +275,14 @@ def test_bad_options_fail_before_any_run(images: Path, ws: Workspace, options: d
     assert registry.list_runs(workspace=ws) == []
 
 
+def cli_args(images: Path, ws: Workspace, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """``cairn zoo finetune`` of the test model on ``images``, one small epoch, into ``ws``."""
+    monkeypatch.setenv("CAIRN_STORE", ws.store_url)
+    monkeypatch.setenv("CAIRN_ARTIFACTS", ws.artifact_root)
+    return ["zoo", "finetune", "--model", "test_resnet", "--data", str(images), "--epochs",
+            "1", "--batch-size", "8", "--image-size", "32", "--workers", "0"]
+
+
 def _train_crop(loaders) -> Any:
     steps = loaders.train.dataset.transform.transforms
     return next((t for t in steps if type(t).__name__.startswith("RandomResized")), None)
@@ -303,11 +311,8 @@ def test_augment_is_recorded_and_set_from_the_command_line(images: Path, ws: Wor
                                                            monkeypatch: pytest.MonkeyPatch):
     from registry.cli import cli
 
-    monkeypatch.setenv("CAIRN_STORE", ws.store_url)
-    monkeypatch.setenv("CAIRN_ARTIFACTS", ws.artifact_root)
-    args = ["zoo", "finetune", "--model", "test_resnet", "--data", str(images), "--epochs",
-            "1", "--batch-size", "8", "--image-size", "32", "--workers", "0", "--scratch",
-            "--no-progress", "--json", "--augment", "scale=0.5,1", "--augment", "vflip=0.5"]
+    args = [*cli_args(images, ws, monkeypatch), "--scratch", "--no-progress", "--json",
+            "--augment", "scale=0.5,1", "--augment", "vflip=0.5"]
     result = CliRunner().invoke(cli, args, catch_exceptions=False)
     assert result.exit_code == 0, result.output
     params = registry.get_run(json.loads(result.output.splitlines()[-1])["run_id"],
@@ -342,11 +347,8 @@ def test_cli_finetunes_and_prints_the_result(images: Path, ws: Workspace,
                                              monkeypatch: pytest.MonkeyPatch):
     from registry.cli import cli
 
-    monkeypatch.setenv("CAIRN_STORE", ws.store_url)
-    monkeypatch.setenv("CAIRN_ARTIFACTS", ws.artifact_root)
-    args = ["zoo", "finetune", "--model", "test_resnet", "--data", str(images), "--epochs",
-            "1", "--batch-size", "8", "--image-size", "32", "--workers", "0", "--strategy",
-            "partial", "--train-stages", "2", "--project", "cli", "--no-progress"]
+    args = [*cli_args(images, ws, monkeypatch), "--strategy", "partial", "--train-stages", "2",
+            "--project", "cli", "--no-progress"]
     result = CliRunner().invoke(cli, [*args, "--scratch", "--json"], catch_exceptions=False)
     assert result.exit_code == 0, result.output
     summary = json.loads(result.output.strip().splitlines()[-1])

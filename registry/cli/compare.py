@@ -56,9 +56,7 @@ def compare_command(run_refs: tuple[str, ...], show_all: bool, as_json: bool,
 
 
 def _store():
-    from registry.store import open_store
-
-    return open_store(load_workspace().store_url)
+    return load_workspace().open_store()
 
 
 def _styled() -> bool:

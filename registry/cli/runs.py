@@ -21,9 +21,7 @@ __all__ = ["runs"]
 
 
 def _store():
-    from registry.store import open_store
-
-    return open_store(load_workspace().store_url)
+    return load_workspace().open_store()
 
 
 @click.group()

@@ -36,8 +36,6 @@ flush_interval = 1.0           # seconds between metric writes
               default=".", help="Folder to create the workspace in.")
 def init(store: str, artifacts: str, directory: Path) -> None:
     """Create cairn.toml (unless one exists) and the registry store."""
-    from registry.store import open_store
-
     directory.mkdir(parents=True, exist_ok=True)
     existing = find_config(directory)
     if existing is None or existing.parent != directory.resolve():
@@ -45,7 +43,7 @@ def init(store: str, artifacts: str, directory: Path) -> None:
         click.echo(f"wrote {directory / CONFIG_FILE}")
     ws = load_workspace(directory)
     ws.ensure_state_dir()
-    open_store(ws.store_url)
+    ws.open_store()
     if "://" not in ws.artifact_root:
         Path(ws.artifact_root).mkdir(parents=True, exist_ok=True)
     click.echo(f"store     {ws.store_url}\nartifacts {ws.artifact_root}")

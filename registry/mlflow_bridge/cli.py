@@ -80,10 +80,9 @@ def status_command(run_ref: str) -> None:
     from sqlalchemy import select
 
     from registry.config import load_workspace
-    from registry.store import open_store
     from registry.store.schema import mlflow_link
 
-    store = open_store(load_workspace().store_url)
+    store = load_workspace().open_store()
     pk = store.resolve(run_ref)
     with store.reading() as conn:
         rows = conn.execute(select(mlflow_link).where(mlflow_link.c.run_pk == pk)

@@ -30,7 +30,7 @@ from registry.mlflow_bridge import _client, _links, _models
 from registry.mlflow_bridge import _convert as cv
 from registry.mlflow_bridge._payload import Payload, build
 from registry.mlflow_bridge._result import SyncResult
-from registry.store import SqlStore, _reads, open_store
+from registry.store import SqlStore, _reads
 from registry.store.schema import run as run_table
 from registry.transfer import export_runs as read_records
 
@@ -57,7 +57,7 @@ def export_runs(tracking_uri: str, *, project: str | None = None,
     """Mirror the workspace's runs (or ``runs``, or those of ``project`` started since
     ``since``) into the MLflow store at ``tracking_uri``; returns what was done."""
     ws = workspace or load_workspace()
-    store = open_store(ws.store_url)
+    store = ws.open_store()
     exporter = Exporter(store, ArtifactStore(ws.artifact_root), tracking_uri, models=models,
                         with_artifacts=artifacts)
     pks = [store.resolve(r) for r in runs] if runs else select_runs(store, project, since)

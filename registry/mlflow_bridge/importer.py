@@ -27,7 +27,7 @@ from registry.mlflow_bridge import _convert as cv
 from registry.mlflow_bridge._models import list_files
 from registry.mlflow_bridge._result import SyncResult
 from registry.mlflow_bridge.errors import MlflowBridgeError
-from registry.store import SqlStore, open_store
+from registry.store import SqlStore
 from registry.transfer import FORMAT
 from registry.transfer import import_runs as insert_records
 
@@ -51,7 +51,7 @@ def import_runs(tracking_uri: str, *, experiments: Sequence[str] = (),
     """Import the runs of the named MLflow experiments (all active ones when none are
     named) into the workspace's registry; ``project`` overrides the experiment names."""
     ws = workspace or load_workspace()
-    return Importer(open_store(ws.store_url), tracking_uri, project=project).run(
+    return Importer(ws.open_store(), tracking_uri, project=project).run(
         experiments, progress=progress)
 
 

@@ -96,9 +96,8 @@ def annotate(ws: Workspace, params: dict[str, Any]) -> None:
     """alice's question on her backbone run; bob's conclusion on his transfer run (from
     the two weld runs' accuracies). Set once; a person's later edit is kept."""
     import registry
-    from registry.store import open_store
 
-    store = open_store(ws.store_url)
+    store = ws.open_store()
     pretrain = registry.get_run(_stage_run(ws.root, "pretrain"), workspace=ws)
     if not pretrain.question:
         store.update_run(store.resolve(pretrain.id), question=(

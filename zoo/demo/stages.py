@@ -97,12 +97,11 @@ def _log_value(result: Any, project: str, value_params: dict[str, Any]) -> dict[
     """The project's MoV from the run's evaluation, recorded against the run."""
     import registry
     from registry.mov import log_mov
-    from registry.store import open_store
     from zoo.demo.value import measure
 
     ws = registry.load_workspace()
     found = measure(project, result.evaluation, value_params)
-    store = open_store(ws.store_url)
+    store = ws.open_store()
     owner = registry.get_run(result.run_id, workspace=ws).owner
     evidence = f"run {result.run_id[:8]}: {found.how}"
     logged = log_mov(store, run_pk=store.resolve(result.run_id), project=project,
