@@ -23,7 +23,7 @@ SEARCHES = (("", None), ("project = load", "-loss"), ("loss < 0.01", "accuracy")
 def _dashboard_queries(seen: list[str]) -> dict[str, Callable]:
     """The dashboard's store reads (``dashboard/data.py``), without Streamlit's caches."""
     from dashboard import _sql
-    from registry.comparison import compare
+    from registry.knowledge.comparison import compare
     from registry.query import search_pks, where
     from registry.store import _reads
 

@@ -31,10 +31,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import registry  # noqa: E402
-from registry import spool  # noqa: E402
-from registry._writer import CLOSE_TIMEOUT_S  # noqa: E402
 from registry.config import Workspace  # noqa: E402
 from registry.store import SqlStore  # noqa: E402
+from registry.tracking import spool  # noqa: E402
+from registry.tracking._writer import CLOSE_TIMEOUT_S  # noqa: E402
 from tests._pgserver import PrivateServer, TcpProxy, find_bin, sqlite_locked  # noqa: E402
 
 TRAIN = textwrap.dedent("""

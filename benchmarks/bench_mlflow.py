@@ -5,7 +5,7 @@ a local MLflow SQLite store, then again (nothing changed), then after some runs 
     .venv/bin/python benchmarks/bench_mlflow.py --runs 100      # a shorter run
 
 Runs are generated into a fresh registry SQLite store with the lossless import
-(``registry.transfer.import_runs``): 10 params, 3 tags, one DVC data version and ``--keys``
+(``registry.transfer.backup.import_runs``): 10 params, 3 tags, one DVC data version and ``--keys``
 metrics whose histories add up to ``--points`` points per run. The anchor is the same runs
 logged straight into a fresh MLflow store with ``MlflowClient`` (``create_run`` with the tags,
 ``log_batch`` of params and metrics, ``set_terminated``), measured on the first
@@ -62,8 +62,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def run_all(tmp: Path, args) -> list[Row]:
     from registry.artifacts import ArtifactStore
-    from registry.mlflow_bridge.export import Exporter
     from registry.store import open_store
+    from registry.transfer.mlflow.export import Exporter
 
     store = open_store(f"sqlite:///{tmp / 'registry.db'}")
     records = step(f"generating {args.runs:,} registry runs",
@@ -115,7 +115,7 @@ def _pks(store) -> list[int]:
 
 def generate(store, runs: int, points: int, keys: int) -> list[dict]:
     """Synthetic finished runs, imported losslessly (seeded)."""
-    from registry.transfer import FORMAT, import_runs
+    from registry.transfer.backup import FORMAT, import_runs
 
     rng, now, records = random.Random(0), time.time() - 86_400, []
     steps = points // keys
@@ -143,7 +143,7 @@ def generate(store, runs: int, points: int, keys: int) -> list[dict]:
 
 def grow(store, pks: list[int]) -> None:
     """Append 100 points to one metric of each run, as a resumed training would."""
-    from registry._writer import Summary
+    from registry.tracking._writer import Summary
 
     for pk in pks:
         history = store.metric_history(pk, ["m0"])["m0"]

@@ -7,7 +7,7 @@ Six owners train image classifiers in four projects on three to five DVC version
 project's data (md5 ``.dir`` hashes, shared between runs), with five model families, 30 params
 (nested optimizer / model / augment / scheduler / train keys, learning rates on log-scale
 grids, text such as the optimizer's name or the augmentation policy), 10 metrics with their
-histories (``history_points`` each, stored as chunks by ``registry._chunks.encode``) and
+histories (``history_points`` each, stored as chunks by ``registry._history.encode``) and
 summaries, tags, questions, notes and conclusions in words (so free text such as "mixup"
 matches a fraction of the runs), statuses (failed runs stop early, some with NaN losses),
 about 3% exact re-runs of an earlier config, and start times 315 s apart (100,000 runs span a
@@ -47,8 +47,8 @@ from _synthetic import (
     synthetic_runs,
 )
 
-from registry._chunks import encode
 from registry._fingerprint import data_key, fingerprint, model_family
+from registry._history import encode
 from registry._params import ParamValue, typed_value
 from registry.entities import encode_value
 
@@ -167,12 +167,12 @@ def _insert_rows(conn, rows: dict[str, list[dict]]) -> None:
     """One batch: executemany per table (parents first), then the runs' free-text entries."""
     from sqlalchemy import insert
 
-    from registry.store import _textindex
+    from registry.store import textindex
     from registry.store.schema import metadata
 
     for name in _TABLES:
         conn.execute(insert(metadata.tables[name]), rows[name])
-    _textindex.refresh(conn, [r["pk"] for r in rows["run"]])
+    textindex.refresh(conn, [r["pk"] for r in rows["run"]])
 
 
 def _rows_of(r: SyntheticRun, projects: dict[str, int], datasets: dict[str, int],
@@ -222,7 +222,7 @@ def _run_row(r: SyntheticRun, pk: int, project_id: int, typed: dict[str, ParamVa
         "heartbeat_time": r.end_time or r.start_time + 600, "heartbeat_interval": 30.0,
         "question": r.question, "notes": r.notes, "conclusion": r.conclusion,
         "failure": r.failure,
-        # As start_run computes them (registry/tracking.py, registry.similarity.RunSpec).
+        # As start_run computes them (registry/tracking.py, registry.knowledge.similarity.RunSpec).
         "fingerprint": fingerprint(code, typed, data),
         "model_family": model_family({k: p.value() for k, p in typed.items()
                                       if p.vtype == "str"}),

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from catalog.errors import CardSyntaxError
-from registry._text import is_utf8
+from registry.text import is_utf8
 
 __all__ = ["CARD_FILE", "MAX_CARD_BYTES", "ModelCard", "parse_card", "read_card"]
 

@@ -221,7 +221,7 @@ def _preprocessing(params: dict[str, Any], notes: list[str]) -> dict[str, Any]:
 
 
 def _mov_of(record: RunRecord, ws: Workspace) -> list[dict[str, Any]]:
-    from registry.mov import mov_progress
+    from registry.knowledge.mov import mov_progress
 
     out = []
     for progress in mov_progress(record.project, workspace=ws):

@@ -40,7 +40,7 @@ def report(project: str, *, out: str | Path | None = None,
     """Write ``<out>/<project>-handover.md`` and ``.html`` (default out: ``reports/`` in the
     workspace) and return their paths."""
     from registry.client import list_runs
-    from registry.mov import mov_progress
+    from registry.knowledge.mov import mov_progress
 
     ws = workspace or load_workspace()
     runs = list_runs(project, limit=_MAX_RUNS, workspace=ws)
@@ -167,7 +167,7 @@ def _conclusions(runs: list[RunRecord]) -> str:
 
 
 def _score(r: RunRecord, ws: Workspace) -> float | None:
-    from registry.similarity import primary_metric
+    from registry.knowledge.similarity import primary_metric
 
     metric = primary_metric(r, ws.projects)
     summary = r.metrics.get(metric[0]) if metric else None
@@ -178,7 +178,7 @@ def _score(r: RunRecord, ws: Workspace) -> float | None:
 
 
 def _result(r: RunRecord, ws: Workspace) -> str:
-    from registry.similarity import primary_metric
+    from registry.knowledge.similarity import primary_metric
 
     metric = primary_metric(r, ws.projects)
     summary = r.metrics.get(metric[0]) if metric else None

@@ -17,8 +17,8 @@ from sqlalchemy import Connection, delete, func, insert, select, text, update
 
 from catalog._card import ModelCard
 from catalog._schema import STATUSES, CardProblem
-from registry.store._textindex import fts_phrase, write_documents
 from registry.store.schema import model_card
+from registry.store.textindex import fts_phrase, write_documents
 
 __all__ = ["IndexResult", "card_rows", "index_cards", "matching_ids", "row_to_card"]
 

@@ -12,8 +12,7 @@ from pathlib import Path
 
 import click
 
-from registry.cli._format import table
-from registry.cli._group import CairnGroup
+from registry.cli.kit import CairnGroup, table
 from registry.errors import CairnError
 
 __all__ = ["catalog", "report"]

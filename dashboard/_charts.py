@@ -10,8 +10,8 @@ from typing import Any
 import altair as alt
 import pandas as pd
 
-from registry.comparison import AlignedHistory
-from registry.mov import MovProgress
+from registry.knowledge.comparison import AlignedHistory
+from registry.knowledge.mov import MovProgress
 
 __all__ = ["curves", "mov", "weekly"]
 

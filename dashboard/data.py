@@ -20,14 +20,14 @@ import streamlit as st
 
 from dashboard import _overlap, _sql
 from dashboard._format import quote
-from registry.comparison import Comparison, compare
 from registry.config import Workspace, load_workspace
 from registry.entities import RunRecord, RunStatus
 from registry.errors import AmbiguousRunError, RunNotFoundError
-from registry.mov import MovProgress
-from registry.mov import mov_progress as registry_mov_progress
+from registry.knowledge.comparison import Comparison, compare
+from registry.knowledge.mov import MovProgress
+from registry.knowledge.mov import mov_progress as registry_mov_progress
+from registry.knowledge.similarity import SIMILAR_ENOUGH, find_priors, primary_metric, spec_of
 from registry.query import SearchPage, search, where
-from registry.similarity import SIMILAR_ENOUGH, find_priors, primary_metric, spec_of
 from registry.store import SqlStore
 
 __all__ = [

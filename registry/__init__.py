@@ -25,7 +25,7 @@ from registry.config import Workspace as Workspace
 from registry.config import load_workspace as load_workspace
 from registry.entities import RunRecord as RunRecord
 from registry.entities import RunStatus as RunStatus
-from registry.run import Run as Run
+from registry.tracking import Run as Run
 from registry.tracking import active_run as active_run
 from registry.tracking import start_run as start_run
 
@@ -34,12 +34,12 @@ __version__ = "0.1.0"
 # Loaded on first use (PEP 562), so `import registry` stays light.
 _LAZY = {
     "search": "registry.query",
-    "compare": "registry.comparison",
-    "similar": "registry.similarity",
-    "best_prior": "registry.similarity",
-    "define_mov": "registry.mov",
-    "record_mov": "registry.mov",
-    "mov_progress": "registry.mov",
+    "compare": "registry.knowledge",
+    "similar": "registry.knowledge",
+    "best_prior": "registry.knowledge",
+    "define_mov": "registry.knowledge",
+    "record_mov": "registry.knowledge",
+    "mov_progress": "registry.knowledge",
 }
 
 

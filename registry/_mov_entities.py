@@ -11,8 +11,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
-from registry._text import to_utf8
 from registry.errors import MovError
+from registry.text import to_utf8
 
 __all__ = [
     "DIRECTIONS",

@@ -21,8 +21,8 @@ import os
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
-from registry._text import is_utf8, to_utf8
 from registry.errors import ParamError
+from registry.text import is_utf8, to_utf8
 
 __all__ = ["MAX_KEY_LENGTH", "MAX_VALUE_LENGTH", "ParamValue", "flatten_params", "typed_value"]
 

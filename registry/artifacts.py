@@ -23,8 +23,8 @@ import uuid
 from pathlib import Path
 from typing import BinaryIO
 
-from registry._text import is_utf8
 from registry.errors import ArtifactError
+from registry.text import is_utf8
 
 __all__ = ["MAX_NAME_LENGTH", "ArtifactStore", "check_sha256", "clean_name", "file_sha256"]
 

@@ -310,7 +310,7 @@ def test_a_restore_reports_a_truncated_backup_and_keeps_every_whole_run(tmp_dir,
 def test_an_export_without_similarity_keys_gets_them_computed(tmp_dir, store_url, pg_url):
     """Exports written before the keys were exported: the import derives them again."""
     fill(_workspace(tmp_dir, store_url), runs=2, long=10)
-    from registry.transfer import export_runs, import_runs
+    from registry.transfer.backup import export_runs, import_runs
 
     source = SqlStore(store_url)
     with source.reading() as conn:

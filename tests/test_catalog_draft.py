@@ -105,7 +105,7 @@ def test_draft_from_run_writes_a_complete_tracked_card(dvc_repo: Workspace) -> N
     run_id, _ = finetune_run(ws, data="data/train", question="Does test_resnet find dents?",
                              conclusion="Good enough for line 3.")
     registry.record_mov("defects", "escape_rate", 210, evidence="audit", workspace=ws)
-    from registry.mov import log_mov
+    from registry.knowledge.mov import log_mov
     from registry.store import open_store
 
     store = open_store(ws.store_url)

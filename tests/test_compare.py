@@ -10,9 +10,9 @@ from click.testing import CliRunner
 
 import registry
 from registry.cli.compare import compare_command
-from registry.comparison import MISSING, CompareError, compare
 from registry.entities import DatasetUse
 from registry.errors import RunNotFoundError
+from registry.knowledge.comparison import MISSING, CompareError, compare
 from registry.store import SqlStore
 
 ENV = {"python": "3.11.9", "packages": {"torch": "2.3.0", "numpy": "1.26.4"},

@@ -141,7 +141,7 @@ def test_the_published_card_is_reviewed_and_every_card_validates(demo_repo, ws) 
 
 
 def test_mov_progress_from_runs_and_a_plant_report(ws: Workspace) -> None:
-    from registry.mov import mov_progress
+    from registry.knowledge.mov import mov_progress
 
     runs = {r.id: r for r in _runs(ws)}
     for project in PROJECTS:
@@ -200,7 +200,7 @@ def test_the_demo_config_is_all_of_the_repositorys() -> None:
 
 
 def test_second_run_serves_and_records_nothing_twice(demo_repo, ws: Workspace) -> None:
-    from registry.mov import mov_progress
+    from registry.knowledge.mov import mov_progress
 
     root = demo_repo[0]
     before = (len(_runs(ws)), [p.count for p in mov_progress(workspace=ws)])

@@ -20,9 +20,9 @@ from click.testing import CliRunner
 from sqlalchemy.engine import make_url
 
 import registry
-from registry import spool
 from registry.errors import SpoolError, StoreUnavailableError
 from registry.store import SqlStore
+from registry.tracking import spool
 from tests._pgserver import PrivateServer, TcpProxy, find_bin, sqlite_locked
 
 SQLITE = pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
@@ -265,7 +265,7 @@ def test_postgres_cut_off_mid_run_training_goes_on_and_nothing_is_lost(cut_off):
 
 @POSTGRES
 def test_a_long_outage_moves_held_points_to_the_spool_and_back(cut_off, monkeypatch):
-    monkeypatch.setattr("registry._writer.HOLD_POINTS", 1000)
+    monkeypatch.setattr("registry.tracking._writer.HOLD_POINTS", 1000)
     ws, proxy = cut_off
     run = registry.start_run(project="faults", workspace=ws)
     _log(run, 0, 100)

@@ -512,7 +512,7 @@ def test_digests_that_are_not_sha256_never_become_paths(tmp_path, digest):
 def test_imported_artifact_names_and_digests_are_checked(workspace):
     """A run export naming an artifact '../../..' (which the MLflow export would write as a
     path) or a digest that is a path is refused, line by line, like any malformed record."""
-    from registry.transfer import import_runs
+    from registry.transfer.backup import import_runs
 
     def line(run_id: str, name: str, digest: str) -> str:
         return json.dumps({"format": "cairn.run/1", "id": run_id, "project": "p",

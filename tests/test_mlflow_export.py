@@ -15,12 +15,12 @@ from click.testing import CliRunner
 
 import registry
 from registry.errors import CairnError
-from registry.mlflow_bridge import export_runs
-from registry.mlflow_bridge.cli import mlflow as mlflow_cli
-from registry.mlflow_bridge.errors import MlflowUnavailableError
-from registry.mlflow_bridge.export import parse_since
 from registry.store import open_store
-from registry.transfer import FORMAT, import_runs
+from registry.transfer.backup import FORMAT, import_runs
+from registry.transfer.mlflow import export_runs
+from registry.transfer.mlflow.cli import mlflow as mlflow_cli
+from registry.transfer.mlflow.errors import MlflowUnavailableError
+from registry.transfer.mlflow.export import parse_since
 from tests.conftest import git
 
 DVC_HASH = "61c531c3b0e5b5ba7e1e2a35e5ae2b9d.dir"

@@ -7,10 +7,10 @@ import math
 import pytest
 from click.testing import CliRunner
 
-from registry.mlflow_bridge import export_runs, import_runs
-from registry.mlflow_bridge.cli import mlflow as mlflow_cli
-from registry.mlflow_bridge.errors import MlflowBridgeError
 from registry.store import open_store
+from registry.transfer.mlflow import export_runs, import_runs
+from registry.transfer.mlflow.cli import mlflow as mlflow_cli
+from registry.transfer.mlflow.errors import MlflowBridgeError
 from tests.test_mlflow_export import client_for, fill, mlflow_template, mlflow_uri
 
 __all__ = ["mlflow_template", "mlflow_uri"]  # fixtures shared with the export tests

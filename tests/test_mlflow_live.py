@@ -8,7 +8,7 @@ import time
 from dataclasses import replace
 
 import registry
-from registry.mlflow_bridge.export import Exporter
+from registry.transfer.mlflow.export import Exporter
 from tests.test_mlflow_export import client_for, mlflow_template, mlflow_uri
 
 __all__ = ["mlflow_template", "mlflow_uri"]  # fixtures shared with the export tests

@@ -7,9 +7,9 @@ import time
 import pytest
 
 import registry
-from registry.mlflow_bridge import export_runs
 from registry.store import open_store
 from registry.store.schema import model_card
+from registry.transfer.mlflow import export_runs
 from tests.test_mlflow_export import client_for, mlflow_template, mlflow_uri
 
 __all__ = ["mlflow_template", "mlflow_uri"]  # fixtures shared with the export tests

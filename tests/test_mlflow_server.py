@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from registry.mlflow_bridge import export_runs, import_runs
 from registry.store import open_store
+from registry.transfer.mlflow import export_runs, import_runs
 from tests.test_mlflow_export import client_for, fill
 from tests.test_mlflow_models import CLASSES, finetune_run
 

@@ -18,7 +18,7 @@ from registry._mov_entities import progress_of
 from registry.cli.mov import mov, progress_bar
 from registry.config import Workspace
 from registry.errors import ConfigError, MovError
-from registry.mov import (
+from registry.knowledge.mov import (
     MovDefinition,
     MovMeasurement,
     define_mov,

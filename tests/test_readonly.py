@@ -9,7 +9,7 @@ from sqlalchemy import func, insert, select, text
 
 import registry
 from registry.errors import StoreError, StoreReadOnlyError
-from registry.mov import mov_progress
+from registry.knowledge.mov import mov_progress
 from registry.store.schema import mov_definition, project, run
 
 ESCAPE = {"unit": "ppm", "direction": "lower", "baseline": 420, "target": 100}

@@ -26,7 +26,7 @@ from registry.errors import QueryError
 from registry.query import _plan, count, search, search_pks, where
 from registry.query._plan import Policy
 from registry.query._sort import order, parse_sort
-from registry.store import SqlStore, _textindex, _writes, open_store
+from registry.store import SqlStore, _writes, open_store, textindex
 from registry.store.schema import run as run_table
 
 HASH_TRAIN, HASH_VAL, HASH_OTHER = "61c531c3" + "0" * 24, "77aa" + "1" * 28, "9f00" + "2" * 28
@@ -486,7 +486,7 @@ def many(store_url) -> SqlStore:
             if rng.random() < 0.9:
                 _writes.add_dataset_use(conn, pk, DatasetUse(
                     "data/train", "train", True, hash=rng.choice((HASH_TRAIN, HASH_VAL))))
-        _textindex.refresh(conn, pks)
+        textindex.refresh(conn, pks)
     return store
 
 

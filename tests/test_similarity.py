@@ -11,7 +11,7 @@ from registry._fingerprint import model_family, param_similarity
 from registry._params import typed_value
 from registry.entities import DatasetUse
 from registry.errors import DuplicateRunError
-from registry.similarity import RunSpec, best_prior, similar
+from registry.knowledge.similarity import RunSpec, best_prior, similar
 from registry.store import SqlStore
 from tests.conftest import git
 

@@ -11,7 +11,7 @@ import pytest
 
 import registry
 from registry.store import SqlStore
-from registry.transfer import MovImport, export_mov, export_runs, import_runs
+from registry.transfer.backup import MovImport, export_mov, export_runs, import_runs
 
 
 def _fill(workspace):
@@ -74,7 +74,7 @@ def _fill_mov(workspace) -> list[str]:
     registry.define_mov("q", "scrap", unit="kg", direction="lower", baseline=9, target=3,
                         workspace=workspace)
     store = SqlStore(workspace.store_url)
-    registry.mov.log_mov(store, run_pk=store.resolve(ids[1]), project="p", name="yield",
+    registry.knowledge.mov.log_mov(store, run_pk=store.resolve(ids[1]), project="p", name="yield",
                          value=88.5, who="ana", evidence="run r1", workspace=workspace)
     registry.record_mov("p", "yield", 90, who="ben", evidence="plant report", workspace=workspace)
     registry.record_mov("q", "scrap", 7.5, workspace=workspace)

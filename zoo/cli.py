@@ -11,8 +11,7 @@ from typing import Any
 
 import click
 
-from registry.cli._format import table, value
-from registry.cli._group import CairnGroup
+from registry.cli.kit import CairnGroup, table, value
 from zoo import _api
 from zoo._info import ModelInfo
 from zoo.finetune._config import AMP_CHOICES, STRATEGIES

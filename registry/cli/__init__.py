@@ -8,7 +8,7 @@ from importlib.metadata import entry_points
 
 import click
 
-from registry.cli._group import CairnGroup
+from registry.cli.kit import CairnGroup
 from registry.cli.mov import mov
 from registry.cli.runs import runs
 from registry.cli.workspace import init, reader_role

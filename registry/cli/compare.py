@@ -10,11 +10,11 @@ from typing import Any
 
 import click
 
-from registry.cli._format import table, timestamp, value
-from registry.comparison import MISSING, Comparison, compare, same
+from registry.cli.kit import table, timestamp, value
 from registry.config import load_workspace
 from registry.entities import RunRecord
 from registry.errors import CairnError
+from registry.knowledge.comparison import MISSING, Comparison, compare, same
 
 __all__ = ["compare_command", "render", "render_history"]
 

@@ -9,10 +9,9 @@ from itertools import groupby
 
 import click
 
-from registry.cli._format import table, value
-from registry.cli._group import CairnGroup
+from registry.cli.kit import CairnGroup, table, value
 from registry.config import load_workspace
-from registry.mov import (
+from registry.knowledge.mov import (
     MovDefinition,
     MovProgress,
     define_mov,

@@ -10,8 +10,8 @@ from typing import Any
 
 import click
 
-from registry.cli._format import duration, table, timestamp, value
 from registry.cli.compare import compare_command
+from registry.cli.kit import duration, table, timestamp, value
 from registry.cli.search import search
 from registry.cli.tried import best, similar
 from registry.config import load_workspace
@@ -156,7 +156,7 @@ def _indent(text: str) -> str:
                    "the named runs only, when runs are named).")
 def export(run_refs: tuple[str, ...], project: str | None, output, mov: bool) -> None:
     """Write runs as JSON lines (all runs when none are named), then their projects and MoV."""
-    from registry.transfer import FORMAT, MOV_FORMAT, PROJECT_FORMAT, export_mov, export_runs
+    from registry.transfer.backup import FORMAT, MOV_FORMAT, PROJECT_FORMAT, export_mov, export_runs
 
     store = _store()
     pks = [store.resolve(ref) for ref in run_refs] if run_refs else _all_pks(store, project)
@@ -188,7 +188,7 @@ def _all_pks(store, project: str | None) -> list[int]:
                    "descriptions and MoV definitions over the store's.")
 def import_(source, replace: bool) -> None:
     """Read runs, projects and MoV as JSON lines (from a file or standard input)."""
-    from registry.transfer import import_runs
+    from registry.transfer.backup import import_runs
 
     result = import_runs(_store(), source, replace=replace)
     click.echo(f"imported {len(result.imported)} runs, skipped {len(result.skipped)} "
@@ -204,7 +204,7 @@ def import_(source, replace: bool) -> None:
 @runs.command("deliver")
 def deliver() -> None:
     """Send metrics and final statuses spooled while the store was unreachable."""
-    from registry.spool import deliver as deliver_spool
+    from registry.tracking.spool import deliver as deliver_spool
 
     report = deliver_spool(load_workspace())
     click.echo(report.summary())

@@ -6,7 +6,7 @@ import json
 
 import click
 
-from registry.cli._format import duration, table, timestamp
+from registry.cli.kit import duration, table, timestamp
 from registry.config import load_workspace
 
 __all__ = ["search"]

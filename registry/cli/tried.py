@@ -6,7 +6,7 @@ import json
 
 import click
 
-from registry.cli._format import table, timestamp, value
+from registry.cli.kit import table, timestamp, value
 
 __all__ = ["best", "similar"]
 
@@ -19,8 +19,8 @@ __all__ = ["best", "similar"]
 @click.option("--json", "as_json", is_flag=True)
 def similar(run_ref: str, limit: int, min_score: float, as_json: bool) -> None:
     """Earlier runs like RUN, by anyone: the same data, model family and nearby params."""
-    from registry.similarity import primary_metric
-    from registry.similarity import similar as find
+    from registry.knowledge.similarity import primary_metric
+    from registry.knowledge.similarity import similar as find
 
     priors = find(run_ref, limit=limit, min_score=min_score)
     if as_json:
@@ -53,7 +53,7 @@ def similar(run_ref: str, limit: int, min_score: float, as_json: bool) -> None:
 @click.option("--project")
 def best(data: str, metric: str, mode: str | None, project: str | None) -> None:
     """The best finished run on DATA by METRIC: the case to start from."""
-    from registry.similarity import best_prior
+    from registry.knowledge.similarity import best_prior
 
     record = best_prior(data, metric, mode=mode, project=project)
     if record is None:

@@ -24,8 +24,8 @@ from registry.query._compile import _Context, _prefix, selection
 from registry.query._fields import resolve
 from registry.query._parser import And, Compare, Node, Or, Text
 from registry.query._shape import operands, parsed
-from registry.store._textindex import matching
 from registry.store.schema import dataset, run, run_dataset
+from registry.store.textindex import matching
 
 __all__ = ["Counts", "count_operands"]
 

@@ -23,8 +23,8 @@ from sqlalchemy import BinaryExpression, ColumnElement, and_, literal_column, no
 from registry.query._compile import comparison
 from registry.query._fields import resolve
 from registry.query._parser import And, Compare, Node, Not, Or, Text, parse
-from registry.store._textindex import matching as text_match
 from registry.store.schema import run
+from registry.store.textindex import matching as text_match
 
 __all__ = ["Shape", "compile_query", "operands", "parsed"]
 

@@ -13,10 +13,11 @@ from typing import Any
 
 from sqlalchemy import Connection, delete, func, select, update
 
+from registry._history import Chunk
 from registry._params import ParamValue
 from registry.entities import DatasetUse, MetricPoint, MetricSummary, RunRecord
 from registry.errors import StoreReadOnlyError
-from registry.store import _reads, _textindex, _writes
+from registry.store import _reads, _writes, textindex
 from registry.store._engine import (
     make_engine,
     normalise_url,
@@ -86,33 +87,33 @@ class SqlStore:
             pk = _writes.insert_run(conn, {**values, "project_id": project_id})
             _writes.insert_params(conn, pk, params)
             _writes.set_tags(conn, pk, tags)
-            _textindex.refresh(conn, [pk])
+            textindex.refresh(conn, [pk])
         return pk
 
     def update_run(self, run_pk: int, **values: Any) -> None:
         with self.writing() as conn:
             _writes.update_run(conn, run_pk, values)
             if _TEXT_FIELDS.intersection(values):
-                _textindex.refresh(conn, [run_pk])
+                textindex.refresh(conn, [run_pk])
 
     def append_notes(self, run_pk: int, text: str) -> None:
         """Add a paragraph to a run's notes (atomically, whoever else is writing)."""
         with self.writing() as conn:
             paragraph = func.coalesce(run.c.notes + "\n\n", "") + text
             conn.execute(update(run).where(run.c.pk == run_pk).values(notes=paragraph))
-            _textindex.refresh(conn, [run_pk])
+            textindex.refresh(conn, [run_pk])
 
     def log_params(self, run_pk: int, params: Mapping[str, ParamValue]) -> None:
         with self.writing() as conn:
             _writes.insert_params(conn, run_pk, params)
-            _textindex.refresh(conn, [run_pk])
+            textindex.refresh(conn, [run_pk])
 
     def set_tags(self, run_pk: int, tags: Mapping[str, str]) -> None:
         with self.writing() as conn:
             _writes.set_tags(conn, run_pk, tags)
-            _textindex.refresh(conn, [run_pk])
+            textindex.refresh(conn, [run_pk])
 
-    def log_metrics(self, run_pk: int, chunks: Iterable[_writes.Chunk],
+    def log_metrics(self, run_pk: int, chunks: Iterable[Chunk],
                     summaries: Iterable[MetricSummary], **run_values: Any) -> int:
         """Append history chunks and replace summaries in one transaction (plus run columns,
         such as the heartbeat); returns the number of points written."""
@@ -135,7 +136,7 @@ class SqlStore:
     def delete_run(self, run_pk: int) -> None:
         with self.writing() as conn:
             conn.execute(delete(run).where(run.c.pk == run_pk))
-            _textindex.forget(conn, [run_pk])
+            textindex.forget(conn, [run_pk])
 
     # -- reads ------------------------------------------------------------------------------
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Select, select
 
-from registry._chunks import Columns, decode
+from registry._history import Columns, decode
 from registry._params import ParamValue
 from registry.entities import (
     ArtifactRecord,

@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Table, insert, select, update
 
-from registry._chunks import encode
+from registry._history import Chunk, encode
 from registry._params import ParamValue
 from registry.entities import DatasetUse, MetricSummary, encode_value
 from registry.store.schema import (
@@ -34,9 +34,6 @@ __all__ = [
     "update_run",
     "upsert_summaries",
 ]
-
-# key, seq, steps, values, times: one chunk of one metric's history
-Chunk = tuple[str, int, Sequence[int], Sequence[float], Sequence[float]]
 
 
 def _insert_for(conn: Connection):

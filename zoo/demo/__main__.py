@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from registry.cli._group import CairnGroup
+from registry.cli.kit import CairnGroup
 from zoo.demo.cli import demo
 
 __all__ = ["main"]

@@ -116,7 +116,7 @@ def annotate(ws: Workspace, params: dict[str, Any]) -> None:
 
 def plant_report(ws: Workspace, params: dict[str, Any]) -> str:
     """The plant's own measurement of a MoV (no run), recorded once; a line saying so."""
-    from registry.mov import mov_progress, record_mov
+    from registry.knowledge.mov import mov_progress, record_mov
 
     report = layout.section(params, "history").get("plant_report") or {}
     try:
@@ -134,7 +134,7 @@ def plant_report(ws: Workspace, params: dict[str, Any]) -> str:
 
 def export_mlflow(ws: Workspace) -> tuple[str, Any]:
     """Every run of the workspace into the MLflow store under demo/mlflow (incremental)."""
-    from registry.mlflow_bridge import export_runs
+    from registry.transfer.mlflow import export_runs
 
     folder = ws.root / layout.MLFLOW
     folder.mkdir(parents=True, exist_ok=True)

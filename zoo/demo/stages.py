@@ -96,7 +96,7 @@ def _finetune_options(stage: str, params: dict[str, Any]) -> dict[str, Any]:
 def _log_value(result: Any, project: str, value_params: dict[str, Any]) -> dict[str, Any]:
     """The project's MoV from the run's evaluation, recorded against the run."""
     import registry
-    from registry.mov import log_mov
+    from registry.knowledge.mov import log_mov
     from zoo.demo.value import measure
 
     ws = registry.load_workspace()

@@ -57,7 +57,7 @@ def _tried(history: History) -> str:
 
 
 def _mov(ws: Workspace, projects: list[str], history: History) -> str:
-    from registry.mov import mov_progress
+    from registry.knowledge.mov import mov_progress
 
     lines = ["\nMeasured organisational value:"]
     for project in projects:

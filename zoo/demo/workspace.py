@@ -46,7 +46,7 @@ def demo_workspace() -> Workspace:
 
 
 def _missing_movs(ws: Workspace) -> list[str]:
-    from registry.mov import config_definitions
+    from registry.knowledge.mov import config_definitions
 
     defined = {(d.project, d.name) for d in config_definitions(ws)}
     value = layout.section(layout.load_params(ws.root), "value")

@@ -78,7 +78,7 @@ def upgrade() -> None:
 
 def _backfill_text() -> None:
     """Index the text of runs recorded before this revision."""
-    from registry.store._textindex import refresh_all
+    from registry.store.textindex import refresh_all
 
     refresh_all(op.get_bind())
 

@@ -1,4 +1,4 @@
-"""A registry run (the lossless record of :func:`registry.transfer.export_runs`) as what
+"""A registry run (the lossless record of :func:`registry.transfer.backup.export_runs`) as what
 MLflow stores: tags, text params, metric points in milliseconds, dataset inputs."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from registry.entities import derived_status
-from registry.mlflow_bridge import _convert as cv
+from registry.transfer.mlflow import _convert as cv
 
 __all__ = ["DatasetSpec", "Payload", "build"]
 

@@ -115,7 +115,7 @@ class LiveMirror:
         exporter = mlflow_run = None
         try:
             from registry.artifacts import ArtifactStore
-            from registry.mlflow_bridge.export import Exporter
+            from registry.transfer.mlflow.export import Exporter
 
             exporter = Exporter(self._store, ArtifactStore(self._workspace.artifact_root),
                                 self.uri, models=False)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from registry.cli._group import CairnGroup
+from registry.cli.kit import CairnGroup
 
 __all__ = ["mlflow"]
 
@@ -39,7 +39,7 @@ def mlflow() -> None:
 def export_command(run_refs: tuple[str, ...], tracking_uri: str | None, project: str | None,
                    since: str | None, no_models: bool, no_artifacts: bool) -> None:
     """Mirror runs into MLflow; again later, only what changed is sent."""
-    from registry.mlflow_bridge.export import export_runs
+    from registry.transfer.mlflow.export import export_runs
 
     result = export_runs(_uri(tracking_uri), project=project, since=since, runs=run_refs,
                          models=not no_models, artifacts=not no_artifacts)
@@ -62,7 +62,7 @@ def export_command(run_refs: tuple[str, ...], tracking_uri: str | None, project:
 def import_command(tracking_uri: str | None, experiments: tuple[str, ...],
                    project: str | None) -> None:
     """Bring MLflow runs into the registry; again later, only what changed is read."""
-    from registry.mlflow_bridge.importer import import_runs
+    from registry.transfer.mlflow.importer import import_runs
 
     result = import_runs(_uri(tracking_uri), experiments=experiments, project=project)
     click.echo(result.summary(**{"exported from this registry (mapped back)":

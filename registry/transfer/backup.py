@@ -6,7 +6,7 @@ exported as references (name, sha256, size, uri); the blobs stay in the artifact
 The similarity keys (``model_family``, ``data_key``) travel as they were recorded; an export
 without them (older files) gets them derived from its params and data again on import.
 Projects and their MoV definitions and measurements travel in lines of their own
-(``cairn.project/1``, ``cairn.mov/1``: see :mod:`registry._transfer_mov`), applied after the
+(``cairn.project/1``, ``cairn.mov/1``: see :mod:`registry.transfer._mov`), applied after the
 file's runs. MLflow links and indexed model cards are not exported.
 """
 
@@ -20,17 +20,16 @@ from typing import Any
 
 from sqlalchemy import select
 
-from registry._chunks import split
 from registry._fingerprint import data_key, model_family
+from registry._history import Summary, split
 from registry._params import ParamValue
-from registry._transfer_mov import FORMATS, MOV_FORMAT, PROJECT_FORMAT, MovImport, import_mov
-from registry._transfer_mov import export_mov as export_mov
-from registry._writer import Summary
 from registry.artifacts import check_sha256, clean_name
 from registry.entities import DatasetUse, MetricSummary
 from registry.errors import CairnError, ImportFormatError, StoreError
-from registry.store import SqlStore, _reads, _textindex, _writes
+from registry.store import SqlStore, _reads, _writes, textindex
 from registry.store.schema import param, run
+from registry.transfer._mov import FORMATS, MOV_FORMAT, PROJECT_FORMAT, MovImport, import_mov
+from registry.transfer._mov import export_mov as export_mov
 
 __all__ = ["FORMAT", "MOV_FORMAT", "PROJECT_FORMAT", "ImportResult", "MovImport", "export_mov",
            "export_runs", "import_runs"]
@@ -156,7 +155,7 @@ def _insert(store: SqlStore, data: dict[str, Any], number: int) -> None:
                 _writes.add_dataset_use(conn, pk, use)
             for artifact in artifacts:
                 _writes.add_artifact(conn, pk, *artifact)
-            _textindex.refresh(conn, [pk])
+            textindex.refresh(conn, [pk])
     except StoreError:
         raise
     except CairnError as exc:

@@ -26,13 +26,13 @@ from sqlalchemy import select
 from registry.artifacts import ArtifactStore
 from registry.config import Workspace, load_workspace
 from registry.errors import CairnError
-from registry.mlflow_bridge import _client, _links, _models
-from registry.mlflow_bridge import _convert as cv
-from registry.mlflow_bridge._payload import Payload, build
-from registry.mlflow_bridge._result import SyncResult
 from registry.store import SqlStore, _reads
 from registry.store.schema import run as run_table
-from registry.transfer import export_runs as read_records
+from registry.transfer.backup import export_runs as read_records
+from registry.transfer.mlflow import _client, _links, _models
+from registry.transfer.mlflow import _convert as cv
+from registry.transfer.mlflow._payload import Payload, build
+from registry.transfer.mlflow._result import SyncResult
 
 __all__ = ["ExportResult", "Exporter", "export_runs", "parse_since"]
 

@@ -1,6 +1,6 @@
 """The MLflow bridge: registry runs mirrored into MLflow, and MLflow runs brought in.
 
-    from registry.mlflow_bridge import export_runs, import_runs
+    from registry.transfer.mlflow import export_runs, import_runs
     export_runs("http://127.0.0.1:5000", project="defects")     # incremental, idempotent
     import_runs("sqlite:///mlruns.db", experiments=["baseline"])
 
@@ -13,10 +13,10 @@ flavours and Model Registry (plugins of the ``cairn.mlflow_models`` entry point 
 MLflow itself is imported only when a bridge function runs.
 """
 
-from registry.mlflow_bridge import errors as errors
-from registry.mlflow_bridge.export import ExportResult as ExportResult
-from registry.mlflow_bridge.export import export_runs as export_runs
-from registry.mlflow_bridge.importer import ImportResult as ImportResult
-from registry.mlflow_bridge.importer import import_runs as import_runs
+from registry.transfer.mlflow import errors as errors
+from registry.transfer.mlflow.export import ExportResult as ExportResult
+from registry.transfer.mlflow.export import export_runs as export_runs
+from registry.transfer.mlflow.importer import ImportResult as ImportResult
+from registry.transfer.mlflow.importer import import_runs as import_runs
 
 __all__ = ["ExportResult", "ImportResult", "errors", "export_runs", "import_runs"]

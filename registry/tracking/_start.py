@@ -13,11 +13,11 @@ from collections.abc import Mapping
 from typing import Any
 
 from registry._params import ParamValue, flatten_params, typed_value
-from registry._text import to_utf8
 from registry.config import Workspace, load_workspace
 from registry.entities import RunStatus
 from registry.errors import ConfigError, DuplicateRunError, StoreReadOnlyError
-from registry.run import Run
+from registry.text import to_utf8
+from registry.tracking.run import Run
 
 __all__ = ["active_run", "start_run"]
 
@@ -45,8 +45,8 @@ def start_run(project: str | None = None, name: str | None = None, *,
     _check_required_tags(ws, tag_map)
 
     from registry.artifacts import ArtifactStore
-    from registry.spool import deliver_pending
     from registry.store import safe_url
+    from registry.tracking.spool import deliver_pending
 
     if ws.readonly:
         raise StoreReadOnlyError(safe_url(ws.store_url), "start a run in a read-only workspace")
@@ -87,7 +87,7 @@ class _Tried:
 
 
 def _tried(store, ws: Workspace, params, code, declared) -> _Tried:
-    from registry.similarity import SIMILAR_ENOUGH, RunSpec, describe_all, find_priors
+    from registry.knowledge.similarity import SIMILAR_ENOUGH, RunSpec, describe_all, find_priors
 
     spec = RunSpec(params, tuple((role, v.hash, v.path) for role, v, _ in declared), code,
                    ws.fingerprint_ignore)
@@ -130,7 +130,7 @@ def _typed_params(params: Any, warnings: list[str]) -> dict[str, ParamValue]:
 
 
 def _tag_map(tags: Mapping[str, Any] | list | None) -> dict[str, str]:
-    from registry._tags import clean_tags
+    from registry.tracking._tags import clean_tags
 
     return clean_tags(tags)[0] if tags else {}
 

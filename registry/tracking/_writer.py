@@ -11,7 +11,7 @@ When the run ends, :meth:`MetricWriter.close` waits at most ``CLOSE_TIMEOUT_S`` 
 a store that hangs (a SQLite file locked by another process, a server that stops answering),
 and retries a store that refuses at once for at most ``CLOSE_RETRY_S`` (5 s, enough to ride
 out a PostgreSQL restart). What is still unwritten then is handed back to be spooled
-(:mod:`registry.spool`); nothing is dropped silently. While the store refuses, at most
+(:mod:`registry.tracking.spool`); nothing is dropped silently. While the store refuses, at most
 ``HOLD_POINTS`` points are held in memory; beyond that the pending chunks are handed to the
 ``spill`` callback (the run writes them to its spool) and memory is freed.
 """
@@ -22,13 +22,13 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
-from registry._chunks import split
+from registry._history import Chunk, Summary, split
 from registry.entities import MetricSummary
 from registry.errors import StoreError
 
-__all__ = ["MetricWriter", "Slot", "Summary"]
+__all__ = ["MetricWriter", "Slot"]
 
 log = logging.getLogger("registry")
 
@@ -36,46 +36,6 @@ WAKE_AT = 50_000  # queue length that wakes the writer before its interval is up
 CLOSE_TIMEOUT_S = 30.0  # longest close() waits for a store call that hangs
 CLOSE_RETRY_S = 5.0  # longest close() keeps retrying a store that refuses
 HOLD_POINTS = 2_000_000  # points held in memory (about 120 B each) while the store refuses
-Chunk = tuple[str, int, Sequence[int], Sequence[float], Sequence[float]]
-
-
-class Summary:
-    """Running summary of one metric; min and max ignore non-finite values."""
-
-    __slots__ = ("count", "last", "last_step", "last_time", "max", "min", "nonfinite")
-
-    def __init__(self) -> None:
-        self.count = self.nonfinite = 0
-        self.last: float | None = None
-        self.last_step, self.last_time = -(2**63), 0.0
-        self.min: float | None = None
-        self.max: float | None = None
-
-    def add(self, steps: Sequence[int], values: Sequence[float], times: Sequence[float]) -> int:
-        """Fold in a batch; returns the index of its first non-finite value, or -1."""
-        finite = [v for v in values if v - v == 0.0]  # False for NaN and both infinities
-        self.count += len(values)
-        if len(finite) < len(values):
-            self.nonfinite += len(values) - len(finite)
-        if finite:
-            low, high = min(finite), max(finite)
-            self.min = low if self.min is None or low < self.min else self.min
-            self.max = high if self.max is None or high > self.max else self.max
-        top = max(steps)
-        if top >= self.last_step:
-            i = len(steps) - 1 if steps[-1] == top else _last_index(steps, top)
-            self.last, self.last_step, self.last_time = values[i], top, times[i]
-        if len(finite) == len(values):
-            return -1
-        return next(i for i, v in enumerate(values) if v - v != 0.0)
-
-    def freeze(self, key: str) -> MetricSummary:
-        return MetricSummary(key, self.last, self.last_step, self.last_time, self.min, self.max,
-                             self.count, self.nonfinite)
-
-
-def _last_index(items: Sequence[int], value: int) -> int:
-    return len(items) - 1 - list(reversed(items)).index(value)
 
 
 class Slot:
@@ -260,7 +220,7 @@ class MetricWriter:
 
     def _unwritten(self, chunks: list[Chunk]) -> list[Chunk]:
         """The chunks not yet stored (an earlier try may have committed before it failed)."""
-        from registry.spool import stored_seqs
+        from registry.tracking.spool import stored_seqs
 
         if not chunks:
             return chunks

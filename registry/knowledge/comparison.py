@@ -1,6 +1,6 @@
 """Compare runs side by side: params, metrics, aligned histories, code, data and machine.
 
-    from registry.comparison import compare
+    from registry.knowledge.comparison import compare
     c = compare(["r18-baseline", "3f2a9c1e"])
     c.param_differences            # ['lr', 'optimizer.name']
     c.histories["val_loss"]        # AlignedHistory(steps=[...], values=[[...], [...]])
@@ -18,7 +18,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, fields, is_dataclass
 from typing import TYPE_CHECKING, Any, Final
 
-from registry._chunks import Columns
+from registry._history import Columns
 from registry.config import Workspace, load_workspace
 from registry.entities import MetricSummary, RunRecord
 from registry.errors import CairnError

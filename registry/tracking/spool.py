@@ -36,7 +36,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from registry._writer import Chunk, Summary
+from registry._history import Chunk, Summary
 from registry.entities import MetricSummary, RunStatus
 from registry.errors import CairnError, SpoolError
 
@@ -355,7 +355,7 @@ def _summaries(store, pk: int, new: list[Chunk]) -> list[MetricSummary]:
     """Each metric's summary over its stored history plus ``new``, folded in seq order."""
     from sqlalchemy import select
 
-    from registry._chunks import decode
+    from registry._history import decode
     from registry.store.schema import metric_chunk as mc
 
     by_key: dict[str, list[Chunk]] = {}

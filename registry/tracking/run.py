@@ -14,11 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from registry import _lifecycle, spool
 from registry._params import ParamValue, flatten_params, typed_value
-from registry._tags import clean_tags
-from registry._text import is_utf8, to_utf8
-from registry._writer import CLOSE_TIMEOUT_S, WAKE_AT, MetricWriter, Slot
 from registry.artifacts import ArtifactStore, clean_name
 from registry.entities import ArtifactRecord, DatasetUse, RunRecord, RunStatus
 from registry.errors import (
@@ -28,6 +24,10 @@ from registry.errors import (
     RunStateError,
     StoreError,
 )
+from registry.text import is_utf8, to_utf8
+from registry.tracking import _lifecycle, spool
+from registry.tracking._tags import clean_tags
+from registry.tracking._writer import CLOSE_TIMEOUT_S, WAKE_AT, MetricWriter, Slot
 
 __all__ = ["Run"]
 
@@ -47,7 +47,7 @@ class Run:
         self.id, self.project, self.name, self.owner = run_id, project, name, owner
         self.status = RunStatus.RUNNING
         self.warnings: list[str] = list(warnings)
-        #: Earlier runs of the same or a similar experiment (``registry.similarity.Prior``).
+        #: Earlier runs of the same or a similar experiment (``registry.knowledge.Prior``).
         self.tried: list = list(tried or [])
         self._code = dict(code or {})
         self._data: list[tuple[str, str | None, str]] = []
@@ -176,7 +176,7 @@ class Run:
     def log_mov(self, name: str, value: float, *, evidence: str | None = None,
                 unit: str | None = None):
         """Record a measurement of one of the project's MoV definitions (who: the owner)."""
-        from registry.mov import log_mov
+        from registry.knowledge.mov import log_mov
 
         self._require_open("log MoV")
         return log_mov(self._store, run_pk=self._pk, project=self.project, name=name,
@@ -212,7 +212,7 @@ class Run:
 
     def _recheck(self) -> None:
         """New data changes what this experiment is: update its keys, warn of new priors."""
-        from registry.similarity import SIMILAR_ENOUGH, RunSpec, describe_all, find_priors
+        from registry.knowledge.similarity import SIMILAR_ENOUGH, RunSpec, describe_all, find_priors
 
         ws = self._workspace
         spec = RunSpec(self._params, tuple(self._data), self._code, ws.fingerprint_ignore)
@@ -255,7 +255,7 @@ class Run:
 
         Waits at most ``timeout`` seconds for a store that hangs (and retries one that refuses
         for at most 5 s). What still cannot be written, the final status included, is saved to
-        the workspace's spool and delivered later (see :mod:`registry.spool`).
+        the workspace's spool and delivered later (see :mod:`registry.tracking.spool`).
         """
         with self._lock:
             if self._closed:
@@ -389,6 +389,6 @@ def _live_mirror(run: Run, store):
     """A live MLflow mirror (``[mlflow] live = true``), imported only when switched on."""
     if not (run._workspace.mlflow or {}).get("live"):
         return None
-    from registry.mlflow_bridge.live import start_mirror
+    from registry.transfer.mlflow.live import start_mirror
 
     return start_mirror(run, store)

@@ -1,4 +1,12 @@
-"""Plain-text tables and values for the terminal."""
+"""The kit for ``cairn`` command groups, used by every package that plugs one in.
+
+- :class:`CairnGroup`: a click group whose commands report Cairn's own errors as one-line
+  messages (exit 1, no traceback);
+- :func:`table`, :func:`value`, :func:`timestamp`, :func:`duration`: plain-text tables and
+  values for the terminal.
+
+A package adds its group to ``cairn`` through the ``cairn.commands`` entry point group.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +15,22 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-__all__ = ["duration", "table", "timestamp", "value"]
+import click
 
+from registry.errors import CairnError
+
+__all__ = ["CairnGroup", "duration", "table", "timestamp", "value"]
+
+
+class CairnGroup(click.Group):
+    """Turns :class:`CairnError` into ``click.ClickException`` (exit 1, no traceback), also when
+    the group is used on its own, as plugin groups and tests do."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except CairnError as exc:
+            raise click.ClickException(str(exc)) from exc
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     """Left-aligned columns separated by two spaces."""

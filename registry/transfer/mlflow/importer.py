@@ -22,14 +22,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from registry.config import Workspace, load_workspace
-from registry.mlflow_bridge import _client, _links
-from registry.mlflow_bridge import _convert as cv
-from registry.mlflow_bridge._models import list_files
-from registry.mlflow_bridge._result import SyncResult
-from registry.mlflow_bridge.errors import MlflowBridgeError
 from registry.store import SqlStore
-from registry.transfer import FORMAT
-from registry.transfer import import_runs as insert_records
+from registry.transfer.backup import FORMAT
+from registry.transfer.backup import import_runs as insert_records
+from registry.transfer.mlflow import _client, _links
+from registry.transfer.mlflow import _convert as cv
+from registry.transfer.mlflow._models import list_files
+from registry.transfer.mlflow._result import SyncResult
+from registry.transfer.mlflow.errors import MlflowBridgeError
 
 __all__ = ["ImportResult", "Importer", "import_runs"]
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from registry._text import to_utf8
 from registry.errors import TagError
+from registry.text import to_utf8
 
 __all__ = ["MAX_KEY_LENGTH", "MAX_VALUE_LENGTH", "clean_tags"]
 

@@ -26,7 +26,7 @@ from sqlalchemy import Connection, insert, select, update
 
 from registry._mov_entities import MovDefinition, as_name, as_number, as_text, make_definition
 from registry.errors import CairnError, ImportFormatError, StoreError
-from registry.mov import _select_definitions, _select_measurements
+from registry.knowledge.mov import _select_definitions, _select_measurements
 from registry.store import SqlStore, _writes
 from registry.store import schema as s
 

@@ -11,7 +11,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from registry.mlflow_bridge.errors import MlflowMissingError, MlflowUnavailableError
+from registry.transfer.mlflow.errors import MlflowMissingError, MlflowUnavailableError
 
 __all__ = ["Experiments", "artifact_location", "make_client", "normalise_uri", "unavailable"]
 
