@@ -31,10 +31,10 @@ from _common import Row, load_average, machine_facts, median, print_facts, print
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from zoo._compat import import_timm
-from zoo.finetune.ddp import Dist
-from zoo.finetune.loop import Trainer
-from zoo.finetune.schedule import WarmupCosine
-from zoo.finetune.strategies import param_groups
+from zoo.training.ddp import Dist
+from zoo.training.loop import Trainer
+from zoo.training.schedule import WarmupCosine
+from zoo.training.strategies import param_groups
 
 PACKAGES = ("cairn", "torch", "timm", "pillow")
 RATIO_TARGET = 0.97
@@ -245,8 +245,8 @@ def forward_flops(model: torch.nn.Module, image_size: int) -> float:
 def bench_pipeline(plan: Plan, name: str, compiled: bool, label: str, tmp: Path) -> list[Row]:
     """The zoo loop and the plain loop over the zoo's loaders on a JPEG folder (decoding and
     augmentation in worker processes), epoch by epoch, alternating which goes first."""
-    from zoo.finetune._loaders import data_config, make_loaders
-    from zoo.finetune.data import scan_image_folder, split
+    from zoo.training._loaders import data_config, make_loaders
+    from zoo.training.data import scan_image_folder, split
 
     folder = image_folder(tmp / f"images-{plan.image_size}", plan.e2e_images,
                           plan.image_size + plan.image_size // 7)

@@ -87,6 +87,20 @@ def test_listing_and_info(card) -> None:
     assert zoo.list("nothing-like-it", source="catalog") == []
 
 
+def test_a_cards_framework_is_its_backbones(card) -> None:
+    path, _ = card
+    [entry] = zoo.list("scratch", source="catalog")
+    assert entry.framework == "pytorch" == zoo.framework_of("catalog:scratch-r18@1")
+    path.write_text(path.read_text().replace("backbone: test_resnet",
+                                             "backbone: tfhub:efficientnetv2-b0"))
+    assert zoo.framework_of("catalog:scratch-r18@1") == "keras"
+    path.write_text(path.read_text().replace("backbone: tfhub:efficientnetv2-b0",
+                                             "backbone: catalog:scratch-r18@1"))
+    assert zoo.framework_of("catalog:scratch-r18@1") == "pytorch"  # itself: create says why
+    with pytest.raises(zoo.UnknownModelError, match="catalog:scratch-r18@1"):
+        zoo.framework_of("catalog:scratch")
+
+
 def test_catalog_load_predicts_like_the_trained_model(card, workspace: Workspace) -> None:
     import torch
     from PIL import Image

@@ -15,7 +15,8 @@ import pytest
 import zoo
 from zoo import _registry
 from zoo._info import ModelInfo
-from zoo.errors import UnknownSourceError
+from zoo.errors import SourceUnavailableError, UnknownSourceError
+from zoo.sources import suggest
 
 ROOT = Path(__file__).parents[1]
 
@@ -88,9 +89,9 @@ def test_list_filters_by_source(fake_tfhub):
 
 
 def test_unregistered_source_is_named_in_the_error(monkeypatch):
-    _registry.source_names()  # built-in sources first, then take one away
     sources = {k: v for k, v in _registry._SOURCES.items() if k == "timm"}
     monkeypatch.setattr(_registry, "_SOURCES", sources)
+    monkeypatch.setattr(_registry, "entry_points", lambda group: [])  # no plugin installed
     with pytest.raises(UnknownSourceError, match=r"'catalog'.*available: timm"):
         zoo.info("catalog:defects@2")
     with pytest.raises(UnknownSourceError):
@@ -108,10 +109,58 @@ def test_register_source_decorator(monkeypatch):
     assert zoo.create("catalog:defects@2", num_classes=4) == "defects@2"
 
 
+PLUGIN = """
+from tests.test_zoo_api import FakeSource
+
+class PluginSource(FakeSource):
+    def framework(self, name):
+        return "keras"
+"""
+
+
+@pytest.fixture
+def plugin(tmp_path, monkeypatch) -> str:
+    """A package's ``cairn.zoo_sources`` entry point ``fake``, its module not imported yet."""
+    from importlib.metadata import EntryPoint
+
+    module = f"cairn_plugin_{tmp_path.name.replace('-', '_')}"
+    (tmp_path / f"{module}.py").write_text(PLUGIN)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    points = [EntryPoint("fake", f"{module}:PluginSource", _registry.GROUP),
+              EntryPoint("broken", "no_such_module_here:Source", _registry.GROUP)]
+    monkeypatch.setattr(_registry, "entry_points",
+                        lambda group: [p for p in points if p.group == group])
+    monkeypatch.setattr(_registry, "_SOURCES", dict(_registry._SOURCES))
+    return module
+
+
+def test_a_plugin_source_loads_only_when_its_prefix_is_used(plugin):
+    assert zoo.framework_of("tfhub:/models/x") == "keras"
+    assert plugin not in sys.modules
+    assert zoo.create("fake:m2", num_classes=3) == "m2"
+    assert plugin in sys.modules and zoo.framework_of("fake:m2") == "keras"
+    with pytest.raises(SourceUnavailableError, match="no_such_module_here"):
+        zoo.info("broken:m")
+
+
+def test_listing_every_source_loads_the_plugins(plugin):
+    with pytest.warns(UserWarning, match="the broken source needs no_such_module_here"):
+        names = zoo.list_sources()
+    assert names[0] == "timm" and {"fake", "tfhub"} <= set(names) and "broken" not in names
+    assert plugin in sys.modules
+    assert [m.name for m in zoo.list("m", source="fake")] == ["m1"]
+
+
+def test_the_catalog_is_a_plugin_loaded_on_first_use():
+    code = ("import sys, zoo; zoo.framework_of('tfhub:/x'); before = 'catalog' in sys.modules; "
+            "sources = zoo.list_sources(); print(before, 'catalog' in sys.modules, *sources)")
+    assert _python(code).split() == ["False", "True", "timm", "catalog", "tfhub"]
+
+
 def test_suggestions_prefer_names_starting_with_the_input():
     names = ["resnet50", "resnet50.a1_in1k", "resnet50.a1h_in1k", "resnet101", "vit_base"]
-    assert _registry.suggest("resnet50.a1", names)[:2] == ["resnet50.a1_in1k", "resnet50.a1h_in1k"]
-    assert _registry.suggest("zzz", names) == []
+    assert suggest("resnet50.a1", names)[:2] == ["resnet50.a1_in1k", "resnet50.a1h_in1k"]
+    assert suggest("zzz", names) == []
 
 
 def test_model_info_is_frozen_data_with_plain_dict():

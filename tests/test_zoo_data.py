@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from zoo.errors import DataFolderError, FinetuneConfigError
-from zoo.finetune.data import scan_image_folder, split
+from zoo.training.data import scan_image_folder, split
 
 
 def make_folder(root: Path, counts: dict[str, int], size: int = 24, mode: str = "RGB",
@@ -109,7 +109,7 @@ def tiny_model():
 
 @torch_only
 def test_loaders_preprocess_as_the_backbone_says_and_decode_any_mode_as_rgb(tmp_path, tiny_model):
-    from zoo.finetune._loaders import data_config, make_loaders
+    from zoo.training._loaders import data_config, make_loaders
 
     root = make_folder(tmp_path / "gray", {"a": 4}, mode="L")
     make_folder(root, {"b": 4}, mode="RGBA")
@@ -128,7 +128,7 @@ def test_loaders_preprocess_as_the_backbone_says_and_decode_any_mode_as_rgb(tmp_
 
 @torch_only
 def test_training_order_is_the_same_for_the_same_epoch(tmp_path, tiny_model):
-    from zoo.finetune._loaders import data_config, make_loaders
+    from zoo.training._loaders import data_config, make_loaders
 
     train, val = split(scan_image_folder(make_folder(tmp_path, {"a": 8, "b": 8})), 0.25, 0)
     loaders = make_loaders(train, val, config=data_config(tiny_model, 16), batch_size=4,
@@ -144,7 +144,7 @@ def test_training_order_is_the_same_for_the_same_epoch(tmp_path, tiny_model):
 
 @torch_only
 def test_shards_cover_the_validation_set_once(tmp_path, tiny_model):
-    from zoo.finetune._loaders import ShardSampler
+    from zoo.training._loaders import ShardSampler
 
     shards = [list(ShardSampler(7, rank, 3)) for rank in range(3)]
     assert sorted(i for shard in shards for i in shard) == list(range(7))
@@ -152,7 +152,7 @@ def test_shards_cover_the_validation_set_once(tmp_path, tiny_model):
 
 @torch_only
 def test_an_unreadable_image_names_its_file(tmp_path, tiny_model):
-    from zoo.finetune._loaders import ImageDataset, data_config
+    from zoo.training._loaders import ImageDataset, data_config
 
     bad = tmp_path / "broken.png"
     bad.write_bytes(b"not a png")

@@ -27,7 +27,7 @@ REPO = Path(__file__).parents[1]
 SCRIPT = """
 import json, os, sys
 import zoo
-from zoo.finetune.loop import Trainer
+from zoo.training.loop import Trainer
 
 sums, train_epoch = [], Trainer.train_epoch
 

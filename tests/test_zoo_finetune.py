@@ -3,11 +3,10 @@ CLI. Tiny timm test models (random init or a weights file saved here), 32 px ima
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import itertools
 import json
-import sys
-import types
 from pathlib import Path
 from typing import Any
 
@@ -24,12 +23,13 @@ import registry
 import zoo
 from registry.config import Workspace
 from tests.test_zoo_data import make_folder
+from zoo import FinetuneResult
 from zoo._compat import import_timm
 from zoo.errors import FinetuneConfigError, ResumeError, WeightsNotFoundError
-from zoo.finetune import FinetuneResult
-from zoo.finetune.loop import EpochStats, Trainer
-from zoo.finetune.schedule import WarmupCosine
-from zoo.finetune.strategies import apply_strategy, param_groups, stage_groups, train_mode
+from zoo.training import backends
+from zoo.training.loop import EpochStats, Trainer
+from zoo.training.schedule import WarmupCosine
+from zoo.training.strategies import apply_strategy, param_groups, stage_groups, train_mode
 
 CLASSES = {"cat": 8, "dog": 8, "eel": 8}  # 6 train + 2 val images each at val_fraction 0.2
 
@@ -289,8 +289,8 @@ def _train_crop(loaders) -> Any:
 
 
 def test_augment_options_reach_timms_training_transform(images: Path):
-    from zoo.finetune._loaders import make_loaders
-    from zoo.finetune.data import prepare
+    from zoo.training._loaders import make_loaders
+    from zoo.training.data import prepare
 
     train, val = prepare(images, None, 0.2, 0)[1:3]
     config = {"input_size": (3, 32, 32), "interpolation": "bilinear", "mean": (0.5,) * 3,
@@ -327,20 +327,45 @@ def test_augment_is_recorded_and_set_from_the_command_line(images: Path, ws: Wor
 # -- Keras dispatch and the command line ---------------------------------------------------------
 
 
-def test_tfhub_models_go_to_the_keras_finetune(monkeypatch: pytest.MonkeyPatch):
-    calls: list[dict] = []
+def test_the_models_framework_chooses_the_backend(monkeypatch: pytest.MonkeyPatch):
+    calls: list[tuple] = []
 
-    def keras_finetune(model, data, *, epochs=5, batch_size=32, project=None, workspace=None):
-        calls.append({"model": model, "data": data, "epochs": epochs, "project": project})
+    def keras_run(config, workspace):
+        calls.append((config.model, config.data, config.epochs, config.project, workspace))
         return FinetuneResult(run_id="k", best_metric=1.0, best_epoch=1, checkpoint=None)
 
-    monkeypatch.setitem(sys.modules, "zoo.keras", types.SimpleNamespace(finetune=keras_finetune))
-    result = zoo.finetune("tfhub:/models/mobilenet", "data", epochs=3, project="p")
+    keras = dataclasses.replace(backends.KERAS, run=keras_run)
+    monkeypatch.setitem(backends.BACKENDS, "keras", keras)
+    result = zoo.finetune("tfhub:/models/mobilenet", "data", epochs=3, project="p",
+                          every_n_batches=2, workspace="ws")
     assert result.run_id == "k"
-    assert calls == [{"model": "tfhub:/models/mobilenet", "data": "data", "epochs": 3,
-                      "project": "p"}]
+    assert calls == [("tfhub:/models/mobilenet", Path("data"), 3, "p", "ws")]
     with pytest.raises(FinetuneConfigError, match="compile=True: does not apply to Keras"):
         zoo.finetune("tfhub:/models/mobilenet", "data", compile=True)
+    with pytest.raises(FinetuneConfigError, match="Keras models take 'full' or 'linear'"):
+        zoo.finetune("tfhub:/models/mobilenet", "data", strategy="partial")
+    assert len(calls) == 1  # refused before the backend runs
+
+
+@pytest.mark.parametrize(("options", "match"), [
+    ({"every_n_batches": 5}, "every_n_batches=5: does not apply to PyTorch models"),
+    ({"every_n_batches": 0}, "every_n_batches=0: must be a positive integer"),
+])
+def test_an_option_the_framework_does_not_take_is_refused(images: Path, ws: Workspace,
+                                                          options: dict, match: str):
+    with pytest.raises(FinetuneConfigError, match=match):
+        tune(images, ws, **options)
+    assert registry.list_runs(workspace=ws) == []
+
+
+def test_options_are_declared_once_and_unknown_ones_are_refused():
+    from zoo.training.config import OPTIONS
+
+    assert set(backends.KERAS.options) < set(OPTIONS) == set(backends.PYTORCH.options) | {
+        "every_n_batches"}
+    assert all(spec.metadata["doc"] for spec in OPTIONS.values())
+    with pytest.raises(TypeError, match="'epoch'"):
+        zoo.finetune("test_resnet", "data", epoch=3)
 
 
 def test_cli_finetunes_and_prints_the_result(images: Path, ws: Workspace,

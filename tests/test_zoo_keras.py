@@ -20,11 +20,15 @@ from PIL import Image
 
 import registry
 import zoo
-import zoo.finetune
 from registry.config import Workspace
 from tests.test_zoo_tfhub import KERAS3, needs_keras3, save_keras2, save_keras3
 from zoo.errors import FinetuneConfigError
-from zoo.keras import CHECKPOINT, CairnCallback, _Best, _dataset, finetune, tf, tf_keras
+from zoo.keras import CairnCallback
+from zoo.sources.tfhub import import_tf
+from zoo.training._keras_data import dataset
+from zoo.training._keras_session import CHECKPOINT, _Best
+
+tf, tf_keras = import_tf().tf, import_tf().tf_keras
 
 COLOURS = {"red": (210, 40, 40), "blue": (40, 40, 210)}
 
@@ -111,7 +115,7 @@ def test_pipeline_resizes_and_normalises(tmp_path, suffix):
     samples = [(p, 0) for p in sorted((root / "red").iterdir())]
     info = zoo.ModelInfo(name="m", source="tfhub", architecture="m", mean=(0.5,) * 3,
                          std=(0.25,) * 3)
-    images, labels = next(iter(_dataset(samples, info, 16, 2, batch=2)))
+    images, labels = next(iter(dataset(samples, info, 16, 2, batch=2)))
     assert images.shape == (2, 16, 16, 3) and labels.numpy().tolist() == [[1, 0], [1, 0]]
     red = np.asarray(Image.open(samples[0][0]).convert("RGB"), np.float32)[..., 0].mean()
     assert float(images[0, ..., 0].numpy().mean()) == pytest.approx(
@@ -123,8 +127,8 @@ def test_finetune_records_a_keras_run(tmp_dir, sqlite_workspace):
     model_dir = save_keras2(tmp_dir / "backbone")
     data = image_folder(tmp_dir / "data")
     result = zoo.finetune(f"tfhub:{model_dir}", data, epochs=2, batch_size=4, lr=0.01,
-                          early_stopping=3, project="defects", run_name="hub",
-                          workspace=sqlite_workspace)
+                          early_stopping=3, every_n_batches=2, project="defects",
+                          run_name="hub", workspace=sqlite_workspace)
     assert len(result.history) == 2 and 1 <= result.best_epoch <= 2
     assert result.best_metric == max(r["val/accuracy"] for r in result.history)
     assert result.evaluation.n == 2 and result.evaluation.class_names == ["blue", "red"]
@@ -143,6 +147,7 @@ def test_finetune_records_a_keras_run(tmp_dir, sqlite_workspace):
                 "images_per_second"):
         assert run.metrics[key].count == 2 and run.metrics[key].last_step == 2, key
     assert run.metrics["eval/accuracy"].last == result.evaluation.accuracy
+    assert run.metrics["batch/loss"].last_step == 6  # 3 batches an epoch, every second one
     names = {a.name for a in run.artifacts}
     assert {f"{CHECKPOINT}/saved_model.pb", f"{CHECKPOINT}/cairn.json",
             "eval/confusion_matrix.png", "eval/evaluation.json"} <= names
@@ -160,7 +165,7 @@ def test_a_frozen_signature_model_needs_the_linear_strategy(tmp_dir, sqlite_work
     model_dir = save_keras3(tmp_dir / "k3")
     data = image_folder(tmp_dir / "data", per_class=2)
     with pytest.raises(FinetuneConfigError, match="strategy='linear'"):
-        finetune(f"tfhub:{model_dir}", data, epochs=1, workspace=sqlite_workspace)
+        zoo.finetune(f"tfhub:{model_dir}", data, epochs=1, workspace=sqlite_workspace)
     assert registry.list_runs(workspace=sqlite_workspace) == []  # refused before any run
 
 
@@ -172,5 +177,5 @@ def test_a_frozen_signature_model_needs_the_linear_strategy(tmp_dir, sqlite_work
 def test_bad_options_fail_before_training(tmp_dir, sqlite_workspace, options, match):
     data = image_folder(tmp_dir / "data", per_class=2)
     with pytest.raises(FinetuneConfigError, match=match):
-        finetune("tfhub:/nowhere", data, workspace=sqlite_workspace, **options)
+        zoo.finetune("tfhub:/nowhere", data, workspace=sqlite_workspace, **options)
 

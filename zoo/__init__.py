@@ -1,20 +1,23 @@
-"""Cairn's model zoo: pretrained backbones from timm (and, later, TF Hub and the team catalog)
-behind one interface, loaded from local files only.
+"""Cairn's model zoo: pretrained backbones from timm, TF Hub and the team catalog behind one
+interface; weights load from local files only, nothing is downloaded.
 
     import zoo
     for m in zoo.list("convnext*", pretrained_only=True):
         print(m.name, m.weights_available, m.weights_location)
     model = zoo.create("resnet50.a1_in1k", num_classes=5)       # local weights, fresh head
     model = zoo.create("resnet50", num_classes=5, weights="r50.safetensors")
+    model = zoo.create("tfhub:efficientnetv2-b0", num_classes=5)  # a Keras model
     result = zoo.finetune("resnet50.a1_in1k", "data/defects", epochs=10)  # a registry run
 
-Importing this package loads neither torch nor timm; each source imports its framework on
-first use.
+Sources: timm (names without a prefix), ``tfhub:``, and those of other packages through the
+``cairn.zoo_sources`` entry points (the catalog's ``catalog:``), or :func:`register_source`.
+Importing this package loads neither torch, timm nor TensorFlow; each source imports its
+framework on first use.
 """
 
 from zoo import errors as errors
-from zoo import finetune as finetune  # a callable package: zoo.finetune(...) fine-tunes
 from zoo._api import create as create
+from zoo._api import framework_of as framework_of
 from zoo._api import info as info
 from zoo._api import list as list
 from zoo._api import list_sources as list_sources
@@ -23,10 +26,13 @@ from zoo._registry import register_source as register_source
 from zoo._weights import WEIGHTS_ENV as WEIGHTS_ENV
 from zoo.errors import UnknownModelError as UnknownModelError
 from zoo.errors import WeightsNotFoundError as WeightsNotFoundError
-from zoo.finetune import FinetuneResult as FinetuneResult
+from zoo.training import FinetuneConfig as FinetuneConfig
+from zoo.training import FinetuneResult as FinetuneResult
+from zoo.training import finetune as finetune
 
 __all__ = [
     "WEIGHTS_ENV",
+    "FinetuneConfig",
     "FinetuneResult",
     "ModelInfo",
     "UnknownModelError",
@@ -34,6 +40,7 @@ __all__ = [
     "create",
     "errors",
     "finetune",
+    "framework_of",
     "info",
     "list",
     "list_sources",

@@ -6,10 +6,10 @@ import builtins
 from pathlib import Path
 from typing import Any
 
-from zoo._info import ModelInfo
+from zoo._info import Framework, ModelInfo
 from zoo._registry import get_source, resolve, source_names
 
-__all__ = ["create", "info", "list", "list_sources"]
+__all__ = ["create", "framework_of", "info", "list", "list_sources"]
 
 
 def list(query: str | None = None, source: str | None = None, *,
@@ -45,6 +45,14 @@ def create(name: str, num_classes: int, pretrained: bool = True,
     return src.create(local_name, num_classes, pretrained=pretrained, weights=weights)
 
 
+def framework_of(name: str) -> Framework:
+    """``"pytorch"`` or ``"keras"``: what :func:`create` builds for ``name``. Cheap: asks the
+    source (a source without a ``framework`` method answers through its ``info``)."""
+    src, local_name = resolve(name)
+    answer = getattr(src, "framework", None)
+    return answer(local_name) if callable(answer) else src.info(local_name).framework
+
+
 def list_sources() -> builtins.list[str]:
-    """Names of the registered model sources, the default (timm) first."""
+    """Names of the model sources, plugins included, the default (timm) first."""
     return source_names()

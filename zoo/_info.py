@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
-__all__ = ["ModelInfo", "SourceName"]
+__all__ = ["Framework", "ModelInfo"]
 
-SourceName = Literal["timm", "tfhub", "catalog"]
+Framework = Literal["pytorch", "keras"]  # what a source's ``create`` returns
 
 
 @dataclass(frozen=True)
@@ -16,11 +16,12 @@ class ModelInfo:
 
     ``num_params`` is None where counting needs building the model (listings); on a created
     model's ``cairn_info`` it counts that model, new head included. ``weights_location`` is
-    where the weights file is, or where it must be put.
+    where the weights file is, or where it must be put. ``framework`` is what ``create``
+    returns: a PyTorch module or a Keras model (it chooses how ``zoo.finetune`` trains it).
     """
 
     name: str
-    source: SourceName
+    source: str  # the source's name: "timm", "tfhub", or a plugin's ("catalog")
     architecture: str
     pretrained_tag: str | None = None
     num_params: int | None = None
@@ -39,6 +40,7 @@ class ModelInfo:
     weights_available: bool = False
     weights_location: str | None = None
     description: str | None = None
+    framework: Framework = "pytorch"
 
     @property
     def has_pretrained(self) -> bool:

@@ -1,51 +1,38 @@
-"""The zoo's model sources, filled by a decorator (like timm's ``@register_model``).
+"""The zoo's source table: which source serves a model name.
 
-A source is an object with ``list(query)``, ``info(name)`` and ``create(name, num_classes,
-pretrained, weights)``. Names route by prefix: ``tfhub:...`` to the tfhub source,
-``catalog:...`` to the catalog source, everything else to timm.
+Names route by prefix: ``tfhub:...`` to the TF Hub source, ``NAME:...`` to the source
+registered as ``NAME``, anything else (timm's own ``hf-hub:`` names included) to timm, the
+default. The built-in sources are imported here. Sources of packages above the zoo come from
+the ``cairn.zoo_sources`` entry point group and are loaded only when a name with their prefix
+is resolved or every source is listed; :func:`register_source` adds one from code.
 """
 
 from __future__ import annotations
 
-import difflib
-import importlib
-from collections.abc import Callable, Iterable, Sequence
-from typing import Any, Protocol, TypeVar
+import warnings
+from collections.abc import Callable
+from importlib.metadata import EntryPoint, entry_points
+from typing import TypeVar
 
-from zoo._info import ModelInfo
-from zoo.errors import UnknownSourceError
+from zoo.errors import SourceUnavailableError, UnknownSourceError
+from zoo.sources import Source
+from zoo.sources.tfhub import TfHubSource
+from zoo.sources.timm import PREFIXES as TIMM_PREFIXES
+from zoo.sources.timm import TimmSource
 
-__all__ = [
-    "DEFAULT_SOURCE",
-    "Source",
-    "get_source",
-    "register_source",
-    "resolve",
-    "source_names",
-    "suggest",
-]
+__all__ = ["DEFAULT_SOURCE", "GROUP", "get_source", "register_source", "resolve",
+           "source_names"]
 
+GROUP = "cairn.zoo_sources"
 DEFAULT_SOURCE = "timm"
-PREFIXED = ("tfhub", "catalog")  # sources named by a ``source:`` prefix
-_SOURCES: dict[str, Source] = {}
-_loaded = False
+_SOURCES: dict[str, Source] = {"timm": TimmSource(), "tfhub": TfHubSource()}
 
 T = TypeVar("T")
 
 
-class Source(Protocol):
-    """What a model source offers. Sources import their framework lazily."""
-
-    def list(self, query: str | None = None) -> Iterable[ModelInfo]: ...
-
-    def info(self, name: str) -> ModelInfo: ...
-
-    def create(self, name: str, num_classes: int, pretrained: bool = True,
-               weights: str | None = None) -> Any: ...
-
-
 def register_source(name: str) -> Callable[[type[T]], type[T]]:
-    """Class decorator: register one instance of the class as source ``name``."""
+    """Class decorator: register one instance of the class as source ``name`` (it takes the
+    place of any source of that name, a plugin's included)."""
 
     def decorate(cls: type[T]) -> type[T]:
         _SOURCES[name] = cls()  # type: ignore[assignment]
@@ -54,40 +41,44 @@ def register_source(name: str) -> Callable[[type[T]], type[T]]:
     return decorate
 
 
-def _load_builtin() -> None:
-    """Import the built-in source modules (cheap: they import their frameworks lazily)."""
-    global _loaded
-    if not _loaded:
-        importlib.import_module("zoo.sources")
-        _loaded = True
-
-
 def source_names() -> list[str]:
-    """Registered sources, the default first."""
-    _load_builtin()
+    """Every source, plugins loaded (one that cannot load warns), the default first."""
+    for name in _plugins():
+        try:
+            get_source(name)
+        except SourceUnavailableError as exc:
+            warnings.warn(str(exc), stacklevel=2)
     return sorted(_SOURCES, key=lambda s: (s != DEFAULT_SOURCE, s))
 
 
 def get_source(name: str) -> Source:
-    """The source registered as ``name``, or UnknownSourceError."""
-    _load_builtin()
-    try:
-        return _SOURCES[name]
-    except KeyError:
-        raise UnknownSourceError(name, source_names()) from None
+    """The source registered as ``name`` (loading its plugin), or UnknownSourceError."""
+    source = _SOURCES.get(name) or _load_plugin(name)
+    if source is None:
+        raise UnknownSourceError(name, source_names())
+    return source
 
 
 def resolve(name: str) -> tuple[Source, str]:
     """Split a model name into its source and the name that source knows it by."""
     prefix, sep, rest = name.partition(":")
-    if sep and (prefix in PREFIXED or prefix in source_names()):
-        return get_source(prefix), rest
-    return get_source(DEFAULT_SOURCE), name
+    if not sep or prefix in TIMM_PREFIXES:
+        return get_source(DEFAULT_SOURCE), name
+    return get_source(prefix), rest
 
 
-def suggest(name: str, candidates: Sequence[str], n: int = 5) -> list[str]:
-    """Close names: those that start with ``name`` (shortest first), then difflib's."""
-    lowered = name.lower()
-    starts = sorted((c for c in candidates if c.lower().startswith(lowered)), key=len)
-    close = difflib.get_close_matches(lowered, candidates, n=n, cutoff=0.6)
-    return list(dict.fromkeys([*starts[:n], *close]))[:n]
+def _plugins() -> dict[str, EntryPoint]:
+    """The ``cairn.zoo_sources`` entry points by name (nothing imported)."""
+    return {ep.name: ep for ep in entry_points(group=GROUP)}
+
+
+def _load_plugin(name: str) -> Source | None:
+    """Import plugin source ``name`` into the table; None when no package declares it."""
+    entry = _plugins().get(name)
+    if entry is None:
+        return None
+    try:
+        found = entry.load()
+    except ImportError as exc:
+        raise SourceUnavailableError(name, exc.name or entry.value) from exc
+    return _SOURCES.setdefault(name, found() if isinstance(found, type) else found)

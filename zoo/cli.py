@@ -7,6 +7,7 @@ imports the zoo.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 import click
@@ -14,11 +15,9 @@ import click
 from registry.cli.kit import CairnGroup, table, value
 from zoo import _api
 from zoo._info import ModelInfo
-from zoo.finetune._config import AMP_CHOICES, STRATEGIES
+from zoo.training.config import AMP_CHOICES, OPTIONS, STRATEGIES
 
 __all__ = ["zoo"]
-
-SOURCES = ("timm", "tfhub", "catalog")
 
 
 @click.group(cls=CairnGroup)
@@ -28,7 +27,7 @@ def zoo() -> None:
 
 @zoo.command("list")
 @click.argument("query", required=False)
-@click.option("--source", type=click.Choice(SOURCES), help="Only models of this source.")
+@click.option("--source", help="Only models of this source: timm, tfhub, catalog...")
 @click.option("--pretrained-only", is_flag=True, help="Only models with published weights.")
 @click.option("--available", is_flag=True, help="Only models whose weights are on this machine.")
 @click.option("--limit", default=50, show_default=True, type=click.IntRange(0),
@@ -72,56 +71,67 @@ def info(name: str, as_json: bool) -> None:
         click.echo(f"\nPut the weights file at {entry.weights_location} to create it pretrained.")
 
 
+def _option(name: str, *decls: str, **kwargs: Any) -> Callable:
+    """The click option of fine-tune option ``name`` (``--kebab-case`` unless ``decls``
+    say otherwise): default and help from :class:`zoo.FinetuneConfig`, one declaration."""
+    spec = OPTIONS[name]
+    flags = decls or (f"--{name.replace('_', '-')}",)
+    doc = spec.metadata["doc"]
+    settings = {"default": spec.default, "show_default": True,
+                "help": f"{doc[0].upper()}{doc[1:]}."}
+    return click.option(*flags, name, **{**settings, **kwargs})
+
+
 @zoo.command("finetune")
-@click.option("--model", "model", required=True,
+@click.option("--model", required=True,
               help="Zoo name: 'resnet50.a1_in1k', 'tfhub:PATH', 'catalog:NAME[@V]'.")
 @click.option("--data", required=True, type=click.Path(exists=True, file_okay=False),
               help="Image folder, one sub-folder of RGB images per class.")
-@click.option("--epochs", default=10, show_default=True, type=click.IntRange(1))
-@click.option("--batch-size", default=32, show_default=True, type=click.IntRange(1),
-              help="Per process (under torchrun, per GPU).")
-@click.option("--lr", type=float, help="Peak learning rate (default by strategy).")
-@click.option("--strategy", type=click.Choice(STRATEGIES), default="full", show_default=True)
-@click.option("--train-stages", type=click.IntRange(1), help="Stages trained by 'partial'.")
-@click.option("--layer-decay", type=float, help="Layer-wise lr decay, e.g. 0.75.")
-@click.option("--weight-decay", default=0.05, show_default=True, type=float)
-@click.option("--warmup-epochs", type=float, help="Default: a tenth of the epochs, at most 1.")
-@click.option("--label-smoothing", default=0.1, show_default=True, type=float)
-@click.option("--accum-steps", default=1, show_default=True, type=click.IntRange(1))
-@click.option("--ema", type=float, help="Keep an EMA of the weights with this decay.")
-@click.option("--early-stopping", type=click.IntRange(1), help="Patience in epochs.")
-@click.option("--compile", "compile_", is_flag=True, help="torch.compile the model.")
-@click.option("--channels-last/--no-channels-last", default=None, help="Default: on CUDA.")
-@click.option("--amp", type=click.Choice(AMP_CHOICES), default="auto", show_default=True)
-@click.option("--device", help="cpu, cuda, cuda:1 (default: cuda when present).")
-@click.option("--workers", type=click.IntRange(0), help="Loader processes (default: cores-1).")
-@click.option("--val-fraction", default=0.2, show_default=True, type=float)
-@click.option("--seed", default=0, show_default=True, type=int)
-@click.option("--image-size", type=click.IntRange(1), help="Override the model's input size.")
+@_option("epochs", type=click.IntRange(1))
+@_option("batch_size", type=click.IntRange(1))
+@_option("lr", type=float)
+@_option("strategy", type=click.Choice(STRATEGIES))
+@_option("train_stages", type=click.IntRange(1))
+@_option("layer_decay", type=float)
+@_option("weight_decay", type=float)
+@_option("warmup_epochs", type=float)
+@_option("label_smoothing", type=float)
+@_option("accum_steps", type=click.IntRange(1))
+@_option("ema", type=float)
+@_option("early_stopping", type=click.IntRange(1))
+@_option("compile", is_flag=True)
+@_option("channels_last", "--channels-last/--no-channels-last")
+@_option("amp", type=click.Choice(AMP_CHOICES))
+@_option("device")
+@_option("workers", type=click.IntRange(0))
+@_option("val_fraction", type=float)
+@_option("seed", type=int)
+@_option("image_size", type=click.IntRange(1))
 @click.option("--augment", "augment", multiple=True, metavar="KEY=VALUE",
               help="A timm training-transform option (repeatable): scale=0.5,1 hflip=0.5 "
                    "vflip=0.5 color_jitter=0.2 auto_augment=rand-m9-mstd0.5 re_prob=0.25.")
 @click.option("--no-augment", is_flag=True, help="Train on the evaluation transform.")
-@click.option("--weights", type=click.Path(dir_okay=False), help="Local pretrained weights.")
-@click.option("--pretrained/--scratch", default=True, show_default=True,
-              help="--scratch trains from random initialisation.")
-@click.option("--checkpoint-dir", type=click.Path(file_okay=False))
+@_option("weights", type=click.Path(dir_okay=False))
+@_option("pretrained", "--pretrained/--scratch", help="--scratch trains from random "
+         "initialisation.")
+@_option("checkpoint_dir", type=click.Path(file_okay=False))
 @click.option("--resume", "resume", help="'last' (in --checkpoint-dir) or a checkpoint file.")
-@click.option("--project", help="Registry project.")
-@click.option("--name", "run_name", help="Run name.")
-@click.option("--progress/--no-progress", default=None, help="Default: on a terminal.")
+@_option("project")
+@_option("run_name", "--name")
+@_option("progress", "--progress/--no-progress")
+@_option("every_n_batches", type=click.IntRange(1))
 @click.option("--json", "as_json", is_flag=True, help="The result as one JSON object.")
-def finetune(as_json: bool, compile_: bool, resume: str | None, augment: tuple[str, ...],
-             no_augment: bool, **options) -> None:
+def finetune(model: str, data: str, as_json: bool, resume: str | None,
+             augment: tuple[str, ...], no_augment: bool, **options: Any) -> None:
     """Fine-tune a zoo model on an image folder; the run is recorded in the registry.
 
     Under torchrun (``torchrun --nproc_per_node 8 $(which cairn) zoo finetune ...``) it
     trains with DDP on every process and rank 0 records the run."""
-    from zoo.finetune import finetune as run_finetune
+    import zoo as api
 
     if no_augment and augment:
         raise click.UsageError("--augment and --no-augment exclude each other")
-    result = run_finetune(compile=compile_, resume=_resume(resume),
+    result = api.finetune(model, data, resume=_resume(resume),
                           augment=False if no_augment else _augment(augment), **options)
     if result.checkpoint is None:  # not rank 0 under torchrun: rank 0 reports
         return
@@ -178,7 +188,6 @@ def _params(n: int | None) -> str | None:
         if n >= scale:
             return f"{n / scale:.3g}{unit}"
     return str(n)
-
 
 
 @zoo.command("export")

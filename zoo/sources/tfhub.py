@@ -27,8 +27,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from zoo import _weights
-from zoo._info import ModelInfo
-from zoo._registry import register_source, suggest
+from zoo._info import Framework, ModelInfo
 from zoo.errors import (
     ScratchUnsupportedError,
     SourceUnavailableError,
@@ -36,6 +35,7 @@ from zoo.errors import (
     WeightsMismatchError,
     WeightsNotFoundError,
 )
+from zoo.sources import suggest
 
 __all__ = ["CURATED", "SavedModelFacts", "TfHubSource", "hub_cache_dir", "import_tf",
            "inspect_saved_model"]
@@ -49,10 +49,11 @@ _RANGE = "RGB float in [0, 1] (TF Hub's common image input convention)"
 def _entry(alias: str, handle: str, architecture: str, size: int, tag: str,
            params: int | None, paper: tuple[str, str], description: str) -> ModelInfo:
     return ModelInfo(
-        name=f"{SOURCE}:{alias}", source=SOURCE, architecture=architecture, pretrained_tag=tag,
-        num_params=params, input_size=(3, size, size), mean=_UNIT[0], std=_UNIT[1],
-        interpolation="bilinear", license="Apache-2.0", num_classes=0, paper_ids=paper[0],
-        paper_name=paper[1], origin_url=handle, description=f"{description}; input {_RANGE}",
+        name=f"{SOURCE}:{alias}", source=SOURCE, framework="keras", architecture=architecture,
+        pretrained_tag=tag, num_params=params, input_size=(3, size, size), mean=_UNIT[0],
+        std=_UNIT[1], interpolation="bilinear", license="Apache-2.0", num_classes=0,
+        paper_ids=paper[0], paper_name=paper[1], origin_url=handle,
+        description=f"{description}; input {_RANGE}",
     )
 
 
@@ -96,9 +97,12 @@ _BY_HANDLE = {info.origin_url: alias for alias, info in CURATED.items()}
 _KINDS = {"feature_vector", "feature-vector", "classification"}
 
 
-@register_source(SOURCE)
 class TfHubSource:
     """The curated TF Hub set, any other handle, and local SavedModels as a zoo source."""
+
+    def framework(self, name: str) -> Framework:
+        """Every TF Hub model is a Keras 2 (``tf_keras``) model."""
+        return "keras"
 
     def list(self, query: str | None = None) -> Iterator[ModelInfo]:
         """Curated models whose name matches ``query`` (substring or glob), with where their
@@ -226,15 +230,17 @@ def _lookup(name: str) -> ModelInfo:
     if alias:
         return CURATED[alias]
     if _is_remote(key):
-        return ModelInfo(name=f"{SOURCE}:{key}", source=SOURCE, pretrained_tag="tfhub",
-                         architecture=_architecture_of(key), origin_url=key, mean=_UNIT[0],
-                         std=_UNIT[1], description=f"TF Hub handle outside the curated set; "
-                                                   f"input {_RANGE} assumed")
+        return ModelInfo(name=f"{SOURCE}:{key}", source=SOURCE, framework="keras",
+                         pretrained_tag="tfhub", architecture=_architecture_of(key),
+                         origin_url=key, mean=_UNIT[0], std=_UNIT[1],
+                         description=f"TF Hub handle outside the curated set; input {_RANGE} "
+                                     "assumed")
     if key and ("/" in key or os.sep in key or key.startswith((".", "~")) or Path(key).exists()):
         path = Path(key).expanduser().resolve()
-        return ModelInfo(name=f"{SOURCE}:{path}", source=SOURCE, architecture=path.name,
-                         pretrained_tag="local", origin_url=str(path), mean=_UNIT[0],
-                         std=_UNIT[1], description=f"local SavedModel; input {_RANGE} assumed")
+        return ModelInfo(name=f"{SOURCE}:{path}", source=SOURCE, framework="keras",
+                         architecture=path.name, pretrained_tag="local", origin_url=str(path),
+                         mean=_UNIT[0], std=_UNIT[1],
+                         description=f"local SavedModel; input {_RANGE} assumed")
     raise UnknownModelError(f"{SOURCE}:{name}", [f"{SOURCE}:{s}" for s in suggest(key, CURATED)])
 
 

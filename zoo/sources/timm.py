@@ -17,8 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from zoo._compat import import_timm
-from zoo._info import ModelInfo
-from zoo._registry import register_source, suggest
+from zoo._info import Framework, ModelInfo
 from zoo._weights import WEIGHTS_ENV
 from zoo.errors import (
     NoClassifierError,
@@ -26,16 +25,21 @@ from zoo.errors import (
     WeightsMismatchError,
     WeightsNotFoundError,
 )
+from zoo.sources import suggest
 from zoo.sources._timm_local import LocalWeights, hf_filenames
 
 __all__ = ["TimmSource"]
 
 SOURCE = "timm"
+PREFIXES = ("hf-hub", "hf_hub", "local-dir")  # name schemes timm reads itself
 
 
-@register_source(SOURCE)
 class TimmSource:
-    """timm's registry as a zoo source."""
+    """timm's registry as a zoo source (the default: names without a ``source:`` prefix)."""
+
+    def framework(self, name: str) -> Framework:
+        """Every timm model is a PyTorch module."""
+        return "pytorch"
 
     def list(self, query: str | None = None) -> Iterator[ModelInfo]:
         """Pretrained models and weightless architectures whose name matches ``query``."""
@@ -101,7 +105,7 @@ def _describe(name: str, cfg: Any, local: LocalWeights) -> ModelInfo:
     found, _ = local.find(name, cfg)
     has_weights = _has_weights(name)
     return ModelInfo(
-        name=name, source=SOURCE, architecture=cfg.architecture,
+        name=name, source=SOURCE, framework="pytorch", architecture=cfg.architecture,
         pretrained_tag=cfg.tag if has_weights else None,
         input_size=tuple(cfg.input_size) if cfg.input_size else None,
         mean=tuple(cfg.mean) if cfg.mean else None, std=tuple(cfg.std) if cfg.std else None,

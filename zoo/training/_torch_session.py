@@ -12,16 +12,16 @@ from typing import Any
 import torch
 
 from zoo.errors import FinetuneConfigError
-from zoo.finetune import ddp
-from zoo.finetune._config import FinetuneConfig
-from zoo.finetune._loaders import Loaders, data_config, default_workers, make_loaders
-from zoo.finetune._progress import Progress
-from zoo.finetune._result import FinetuneResult
-from zoo.finetune.checkpoint import load_state, save_state
-from zoo.finetune.data import prepare
-from zoo.finetune.loop import EpochStats, Trainer
-from zoo.finetune.schedule import WarmupCosine
-from zoo.finetune.strategies import Trainable, apply_strategy, param_groups
+from zoo.training import ddp
+from zoo.training._loaders import Loaders, data_config, default_workers, make_loaders
+from zoo.training._progress import Progress
+from zoo.training._result import FinetuneResult
+from zoo.training.checkpoint import load_state, save_state
+from zoo.training.config import FinetuneConfig
+from zoo.training.data import prepare
+from zoo.training.loop import EpochStats, Trainer
+from zoo.training.schedule import WarmupCosine
+from zoo.training.strategies import Trainable, apply_strategy, param_groups
 
 __all__ = ["run_finetune"]
 
@@ -152,8 +152,8 @@ class _Session:
             if state.get("run_id"):
                 tags["cairn.resumed_from"] = state["run_id"]
             self.record = registry.start_run(project=cfg.project, name=cfg.run_name,
-                                          params=self._params(n_train, n_val), tags=tags,
-                                          owner=cfg.owner, workspace=ws)
+                                             params=self._params(n_train, n_val), tags=tags,
+                                             owner=cfg.owner, workspace=ws)
             self.record.use_data(cfg.data, role="train")
             run_id = self.record.id
             folder = self._folder(ws, run_id)

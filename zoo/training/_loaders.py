@@ -13,7 +13,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
 from zoo._compat import import_timm
 from zoo.errors import DataFolderError
-from zoo.finetune.data import Sample
+from zoo.training.data import Sample
 
 __all__ = ["ImageDataset", "Loaders", "ShardSampler", "data_config", "make_loaders"]
 

@@ -17,10 +17,10 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from zoo.finetune._progress import Progress
-from zoo.finetune.ddp import Dist
-from zoo.finetune.schedule import WarmupCosine
-from zoo.finetune.strategies import train_mode
+from zoo.training._progress import Progress
+from zoo.training.ddp import Dist
+from zoo.training.schedule import WarmupCosine
+from zoo.training.strategies import train_mode
 
 __all__ = ["EpochStats", "Trainer"]
 

@@ -1,8 +1,11 @@
 """The team's own catalog as a zoo source: ``catalog:NAME[@VERSION]``.
 
-Each model card of the workspace's catalog directory is one model. Creating one builds the
-card's backbone through the zoo and loads the card's safetensors weights after checking their
-sha256; a ``num_classes`` other than the card's labels keeps the backbone and resets the head.
+The zoo finds this source through the ``cairn.zoo_sources`` entry point ``catalog`` and
+loads it only when a ``catalog:`` name is used or every source is listed, so the zoo never
+imports the catalog. Each model card of the workspace's catalog directory is one model.
+Creating one builds the card's backbone through the zoo and loads the card's safetensors
+weights after checking their sha256; a ``num_classes`` other than the card's labels keeps the
+backbone and resets the head. A card's framework is its backbone's.
 """
 
 from __future__ import annotations
@@ -13,32 +16,38 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from zoo._info import ModelInfo
-from zoo._registry import register_source, suggest
-from zoo.errors import UnknownModelError, WeightsMismatchError, WeightsNotFoundError
+import zoo
+from catalog._api import get, list_cards, summarise
+from catalog._card import ModelCard
+from catalog._files import split_ref
+from catalog._load import build_model
+from catalog._weights import read_header
+from catalog.errors import (
+    CardNotFoundError,
+    CatalogError,
+    WeightsIntegrityError,
+    WeightsMissingError,
+)
+from zoo.errors import UnknownModelError, WeightsMismatchError, WeightsNotFoundError, ZooError
+from zoo.sources import Framework, suggest
 
 __all__ = ["CatalogSource"]
 
 SOURCE = "catalog"
+_ASKING: set[str] = set()  # cards whose framework is being found (a card naming itself)
 
 
-@register_source(SOURCE)
 class CatalogSource:
     """Model cards of the workspace catalog."""
 
-    def list(self, query: str | None = None) -> Iterator[ModelInfo]:
+    def list(self, query: str | None = None) -> Iterator[zoo.ModelInfo]:
         """Every card (each version) whose ``name@version`` matches ``query``."""
-        from catalog._api import list_cards
-
         for card in sorted(list_cards(), key=lambda c: (c.name, c.version)):
             if card.name and card.version and _matches(card.ref, query):
                 yield _describe(card)
 
-    def info(self, name: str) -> ModelInfo:
+    def info(self, name: str) -> zoo.ModelInfo:
         """One card's entry; the parameter count comes from the weights file's header."""
-        from catalog._weights import read_header
-        from catalog.errors import CatalogError
-
         card = _card(name)
         info = _describe(card)
         if info.weights_available:
@@ -52,62 +61,68 @@ class CatalogSource:
     def create(self, name: str, num_classes: int, pretrained: bool = True,
                weights: str | Path | None = None) -> Any:
         """The card's model; ``num_classes`` other than the card's labels: a fresh head."""
-        from catalog._load import build_model
-        from catalog.errors import WeightsIntegrityError, WeightsMissingError
-
         if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 0:
             raise ValueError(f"num_classes must be a non-negative integer, got {num_classes!r}")
         card = _card(name)
         if weights is not None and not Path(weights).is_file():
-            raise WeightsNotFoundError(f"catalog:{card.ref}", str(weights), "no such file")
+            raise WeightsNotFoundError(f"{SOURCE}:{card.ref}", str(weights), "no such file")
         try:
             model = build_model(card, num_classes, pretrained=pretrained, weights=weights)
         except WeightsMissingError as exc:
-            raise WeightsNotFoundError(f"catalog:{card.ref}", exc.path, exc.hint) from exc
+            raise WeightsNotFoundError(f"{SOURCE}:{card.ref}", exc.path, exc.hint) from exc
         except WeightsIntegrityError as exc:
-            raise WeightsMismatchError(f"catalog:{card.ref}", exc.path, exc.reason) from exc
+            raise WeightsMismatchError(f"{SOURCE}:{card.ref}", exc.path, exc.reason) from exc
         info = _describe(card)
         model.cairn_info = replace(info, num_params=sum(p.numel() for p in model.parameters()))
         return model
 
+    def framework(self, name: str) -> Framework:
+        """The framework of the card's backbone."""
+        return _framework(_card(name))
 
-def _card(name: str) -> Any:
-    from catalog._api import get
-    from catalog._files import split_ref
-    from catalog.errors import CardNotFoundError, CatalogError
 
+def _card(name: str) -> ModelCard:
     try:
         base, version = split_ref(name)
         return get(base, version)
     except CardNotFoundError as exc:
-        refs = [f"catalog:{c.ref}" for c in _all_cards()]
-        raise UnknownModelError(f"catalog:{name}", suggest(f"catalog:{name}", refs)) from exc
+        refs = [f"{SOURCE}:{c.ref}" for c in list_cards()]
+        raise UnknownModelError(f"{SOURCE}:{name}", suggest(f"{SOURCE}:{name}", refs)) from exc
     except CatalogError as exc:
-        raise UnknownModelError(f"catalog:{name}") from exc
+        raise UnknownModelError(f"{SOURCE}:{name}") from exc
 
 
-def _all_cards() -> list[Any]:
-    from catalog._api import list_cards
+def _framework(card: ModelCard) -> Framework:
+    """The backbone's framework; PyTorch where the backbone cannot say (creating the card
+    then fails with the backbone's own error)."""
+    if not card.backbone or card.ref in _ASKING:
+        return "pytorch"
+    _ASKING.add(card.ref)
+    try:
+        return zoo.framework_of(str(card.backbone))
+    except ZooError:
+        return "pytorch"
+    finally:
+        _ASKING.discard(card.ref)
 
-    return list_cards()
 
-
-def _describe(card: Any) -> ModelInfo:
+def _describe(card: ModelCard) -> zoo.ModelInfo:
     spec = card.input
     size = spec.get("size")
     hw = (size, size) if isinstance(size, int) else tuple(size or ())[-2:] or None
     path = card.weights_path
     license_ = card.front_matter.get("license")
-    return ModelInfo(
-        name=f"{SOURCE}:{card.ref}", source=SOURCE, architecture=str(card.backbone or ""),
-        pretrained_tag=card.version, input_size=(3, *hw) if hw and len(hw) == 2 else None,
+    return zoo.ModelInfo(
+        name=f"{SOURCE}:{card.ref}", source=SOURCE, framework=_framework(card),
+        architecture=str(card.backbone or ""), pretrained_tag=card.version,
+        input_size=(3, *hw) if hw and len(hw) == 2 else None,
         mean=_floats(spec.get("mean")), std=_floats(spec.get("std")),
         interpolation=spec.get("interpolation"), crop_pct=spec.get("crop_pct"),
         license=license_ if isinstance(license_, str) else None, num_classes=len(card.labels),
         origin_url=str(card.path) if card.path else None,
         weights_available=bool(path and path.is_file()),
         weights_location=str(path) if path else None,
-        description=_description(card),
+        description=summarise(card).summary or None,
     )
 
 
@@ -115,12 +130,6 @@ def _floats(values: Any) -> tuple[float, ...] | None:
     if not isinstance(values, list):
         return None
     return tuple(float(v) for v in values if isinstance(v, (int, float)))
-
-
-def _description(card: Any) -> str | None:
-    from catalog._api import summarise
-
-    return summarise(card).summary or None
 
 
 def _matches(ref: str, query: str | None) -> bool:
