@@ -36,6 +36,7 @@ from registry.store import SqlStore  # noqa: E402
 from registry.tracking import spool  # noqa: E402
 from registry.tracking._writer import CLOSE_TIMEOUT_S  # noqa: E402
 from tests._pgserver import PrivateServer, TcpProxy, find_bin, sqlite_locked  # noqa: E402
+from tests._signals import default_sigint  # noqa: E402
 
 TRAIN = textwrap.dedent("""
     import sys, time, registry
@@ -71,7 +72,8 @@ def _spawn(url: str, folder: Path, flush: float, limit: int = 10**9) -> tuple:
            "CAIRN_FLUSH_INTERVAL": str(flush), "CAIRN_HEARTBEAT_INTERVAL": "0.5",
            "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen([sys.executable, "-c", TRAIN, str(limit)], cwd=folder, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=default_sigint)  # Ctrl-C works if ours is ignored
     return proc, proc.stdout.readline().strip()
 
 

@@ -32,6 +32,7 @@ from catalog._load import load as load
 from catalog._render import highlight_css as highlight_css
 from catalog._render import render_html as render_html
 from catalog._report import report as report
+from catalog._schema import PLACEHOLDER as PLACEHOLDER
 from catalog._schema import CardProblem as CardProblem
 from catalog._store import IndexResult as IndexResult
 from catalog._validate import validate as validate
@@ -40,6 +41,7 @@ __all__ = [
     "CardProblem",
     "CardSummary",
     "IndexResult",
+    "PLACEHOLDER",
     "LoadedModel",
     "ModelCard",
     "draft_from_run",

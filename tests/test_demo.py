@@ -3,8 +3,10 @@ git repository, then what it recorded, read back through the registry, the catal
 dvc.lock and MLflow's own client; then a second run that serves the dashboard and stops on
 Ctrl-C without recording anything twice.
 
-The demo runs as a subprocess of this interpreter (`python -m zoo.demo run`, the same
-command as `cairn demo`), so DVC, torch and the registry behave as they do for a user.
+The demo runs as a subprocess of this interpreter (`python -P -m demo run`, the same
+command as `cairn demo`), so DVC, torch and the registry behave as they do for a user. The
+temporary repository holds what a clone would: the demo package too, so `-P` (the working
+directory off sys.path) is what makes `-m demo` the installed package there, as in dvc.yaml.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import pytest
 import yaml
 
 from registry.config import Workspace, load_workspace
+from tests._signals import default_sigint
 from tests.conftest import git
 
 pytestmark = pytest.mark.slow
@@ -36,6 +39,10 @@ PYPROJECT = REPO / "pyproject.toml"
 CONFIG = PYPROJECT.read_text()[PYPROJECT.read_text().index("[tool.cairn]"):]
 PROJECTS = {"surface-inspection": {"alice"}, "weld-qa": {"bob", "carol"}}
 CARD = "surface-r10t"
+DEMO = [sys.executable, "-P", "-m", "demo", "run"]  # `cairn demo`
+# What a clone of the repository holds that the demo uses: its pipeline and its code.
+CLONED = ["dvc.yaml", "params.yaml", ".gitignore", "demo/.gitignore",
+          *sorted(f"demo/{p.name}" for p in (REPO / "demo").glob("*.py"))]
 
 
 def _env() -> dict[str, str]:
@@ -48,11 +55,11 @@ def _env() -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def demo_repo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, float]:
-    """A fresh clone-like repository (pipeline, params, .dvc committed) after one demo run
-    without serving: (root, the demo's output, its wall time in seconds)."""
+    """A fresh clone-like repository (pipeline, params, the demo package, .dvc committed)
+    after one demo run without serving: (root, the demo's output, its wall time in s)."""
     root = tmp_path_factory.mktemp("demo")
     git(root, "init", "-q")
-    for name in ("dvc.yaml", "params.yaml", "demo/.gitignore"):
+    for name in CLONED:
         (root / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(REPO / name, root / name)
     (root / "pyproject.toml").write_text(CONFIG)
@@ -61,8 +68,8 @@ def demo_repo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, floa
     git(root, "add", "-A")
     git(root, "commit", "-qm", "the demo pipeline")
     started = time.monotonic()
-    done = subprocess.run([sys.executable, "-m", "zoo.demo", "run", "--no-serve"], cwd=root,
-                          env=_env(), capture_output=True, text=True, timeout=900)
+    done = subprocess.run([*DEMO, "--no-serve"], cwd=root, env=_env(), capture_output=True,
+                          text=True, timeout=900)
     seconds = time.monotonic() - started
     output = done.stdout + done.stderr
     assert done.returncode == 0, output[-6000:]
@@ -88,6 +95,13 @@ def _runs(ws: Workspace) -> list:
 
     return [registry.get_run(r.id, workspace=ws) for project in PROJECTS
             for r in registry.list_runs(project, limit=100, workspace=ws)]
+
+
+def test_git_tracks_the_demo_code_and_ignores_all_it_made(demo_repo) -> None:
+    root = demo_repo[0]
+    assert git(root, "ls-files", "demo").split() == [n for n in CLONED if n.startswith("demo/")]
+    untracked = git(root, "status", "--porcelain", "--untracked-files=all").splitlines()
+    assert untracked == ["?? dvc.lock"]  # DVC's record of the pipeline, for git to keep
 
 
 def test_runs_record_code_and_dvc_data_versions(demo_repo, ws: Workspace) -> None:
@@ -205,9 +219,9 @@ def test_second_run_serves_and_records_nothing_twice(demo_repo, ws: Workspace) -
     root = demo_repo[0]
     before = (len(_runs(ws)), [p.count for p in mov_progress(workspace=ws)])
     port = _free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "zoo.demo", "run", "--port", str(port)],
-                            cwd=root, env=_env(), stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    proc = subprocess.Popen([*DEMO, "--port", str(port)], cwd=root, env=_env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True, preexec_fn=default_sigint)
     lines: list[str] = []
     try:
         for line in proc.stdout:

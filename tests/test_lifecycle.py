@@ -12,6 +12,7 @@ import time
 import pytest
 
 from registry.store import SqlStore
+from tests._signals import default_sigint
 
 SCRIPT = textwrap.dedent("""
     import sys, time, registry
@@ -42,12 +43,29 @@ FLUSH_INTERVAL = 0.25
 SLACK = 1.0
 
 
+_CHILDREN: list[subprocess.Popen] = []
+
+
+@pytest.fixture(autouse=True)
+def _stop_children():
+    """A child left running by a failed test (one that hangs on its signal) is killed by its
+    process id, so it never outlives the test."""
+    yield
+    while _CHILDREN:
+        proc = _CHILDREN.pop()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
 def _start(tmp_path, store_url, mode: str) -> tuple[subprocess.Popen, str]:
     env = {**os.environ, "CAIRN_STORE": store_url, "CAIRN_ARTIFACTS": str(tmp_path / "a"),
            "CAIRN_HEARTBEAT_INTERVAL": "0.2", "CAIRN_FLUSH_INTERVAL": str(FLUSH_INTERVAL),
            "PYTHONPATH": os.getcwd()}
     proc = subprocess.Popen([sys.executable, "-c", SCRIPT, mode], cwd=tmp_path, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=default_sigint)  # Ctrl-C works if ours is ignored
+    _CHILDREN.append(proc)
     run_id = proc.stdout.readline().strip()
     assert run_id, proc.stderr.read()
     return proc, run_id

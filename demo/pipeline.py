@@ -7,10 +7,18 @@ import subprocess
 import sys
 from pathlib import Path
 
-from zoo.demo import layout
-from zoo.demo.errors import DemoSetupError, DemoStepError
+from demo import layout
+from demo.errors import DemoSetupError, DemoStepError
 
-__all__ = ["environment", "repro"]
+__all__ = ["command", "environment", "repro"]
+
+
+def command(*args: str) -> list[str]:
+    """``python -P -m demo ARGS`` with this interpreter, as dvc.yaml runs the stages. ``-P``
+    keeps the working directory off ``sys.path``: there, a workspace's ``demo/`` folder of
+    outputs would otherwise be imported as the ``demo`` package (a namespace package when it
+    holds no code), in place of the installed one."""
+    return [sys.executable, "-P", "-m", "demo", *args]
 
 
 def environment() -> dict[str, str]:

@@ -26,9 +26,9 @@ __all__ = ["demo"]
 def demo(no_serve: bool, port: int) -> None:
     """Run the demo pipeline and a team's history in this workspace, then serve the
     dashboard (Ctrl-C stops it)."""
-    from zoo.demo import history, pipeline, serve
-    from zoo.demo.summary import summary
-    from zoo.demo.workspace import demo_workspace
+    from demo import history, pipeline, serve
+    from demo.summary import summary
+    from demo.workspace import demo_workspace
 
     started = time.monotonic()
     try:
@@ -46,7 +46,7 @@ def demo(no_serve: bool, port: int) -> None:
 
 
 def _projects(ws: Workspace) -> list[str]:
-    from zoo.demo import layout
-    from zoo.demo.stages import projects
+    from demo import layout
+    from demo.stages import projects
 
     return projects(layout.load_params(ws.root))

@@ -1,4 +1,4 @@
-"""The demo pipeline's stages; ``dvc.yaml`` runs each as ``python -m zoo.demo stage NAME``
+"""The demo pipeline's stages; ``dvc.yaml`` runs each as ``python -P -m demo stage NAME``
 from the repository root, with the owner in ``CAIRN_OWNER``.
 
 - ``pretrain``: alice's in-house backbone, trained from scratch on the surface images;
@@ -18,8 +18,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from zoo.demo import layout
-from zoo.demo.errors import DemoSetupError, DemoStepError
+from demo import layout
+from demo.errors import DemoSetupError, DemoStepError
 
 __all__ = ["CARD_STAGES", "STAGES", "TRAINING", "projects", "run_stage"]
 
@@ -96,8 +96,8 @@ def _finetune_options(stage: str, params: dict[str, Any]) -> dict[str, Any]:
 def _log_value(result: Any, project: str, value_params: dict[str, Any]) -> dict[str, Any]:
     """The project's MoV from the run's evaluation, recorded against the run."""
     import registry
+    from demo.value import measure
     from registry.knowledge.mov import log_mov
-    from zoo.demo.value import measure
 
     ws = registry.load_workspace()
     found = measure(project, result.evaluation, value_params)
@@ -117,7 +117,7 @@ def _log_value(result: Any, project: str, value_params: dict[str, Any]) -> dict[
 def publish(params: dict[str, Any]) -> dict[str, Any]:
     """Draft the card of alice's pretrain run and finish it with her review."""
     import catalog
-    from zoo.demo.review import finish_card
+    from demo.review import finish_card
 
     name = str(layout.section(params, "publish")["card"])
     record = _read_json(layout.RUNS / "pretrain.json")

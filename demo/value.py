@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from zoo.demo.errors import DemoSetupError
+from demo.errors import DemoSetupError
 
 __all__ = ["MEASURES", "Measure", "measure"]
 

@@ -3,9 +3,9 @@ wrong setting fails before minutes of training rather than after."""
 
 from __future__ import annotations
 
+from demo import layout
+from demo.errors import DemoSetupError
 from registry.config import Workspace, load_workspace
-from zoo.demo import layout
-from zoo.demo.errors import DemoSetupError
 
 __all__ = ["CONFIG_EXAMPLE", "demo_workspace"]
 

@@ -17,17 +17,16 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from demo import layout
+from demo.errors import DemoStepError
+from demo.pipeline import command, environment
+from demo.stages import projects
 from registry.config import Workspace
 from registry.entities import RunRecord
-from zoo.demo import layout
-from zoo.demo.errors import DemoStepError
-from zoo.demo.pipeline import environment
-from zoo.demo.stages import projects
 
 __all__ = ["DUPLICATED_STAGE", "NEWCOMER", "History", "record"]
 
@@ -79,13 +78,13 @@ def newcomer_duplicates(ws: Workspace) -> tuple[RunRecord, RunRecord]:
         if any(original.id[:8] in w for w in earlier.warnings):
             return original, registry.get_run(earlier.id, workspace=ws)
     out = layout.TEAM / NEWCOMER
-    print(f"\n{NEWCOMER} runs `python -m zoo.demo stage {DUPLICATED_STAGE}`, the experiment "
+    print(f"\n{NEWCOMER} runs `python -P -m demo stage {DUPLICATED_STAGE}`, the experiment "
           f"{original.owner} ran:", flush=True)
     env = {**environment(), "CAIRN_OWNER": NEWCOMER}
     for name in ("DVC_STAGE", "DVC_ROOT"):  # by hand, not inside `dvc repro`
         env.pop(name, None)
-    command = [sys.executable, "-m", "zoo.demo", "stage", DUPLICATED_STAGE, "--out", str(out)]
-    done = subprocess.run(command, cwd=ws.root, env=env, check=False)
+    argv = command("stage", DUPLICATED_STAGE, "--out", str(out))
+    done = subprocess.run(argv, cwd=ws.root, env=env, check=False)
     if done.returncode != 0:
         raise DemoStepError(f"{NEWCOMER}'s run", f"exit status {done.returncode}")
     run_id = json.loads((ws.root / out / f"{DUPLICATED_STAGE}.json").read_text())["run_id"]

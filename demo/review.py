@@ -11,8 +11,8 @@ import re
 from pathlib import Path
 from typing import Any
 
-from catalog._schema import PLACEHOLDER
-from zoo.demo.errors import DemoStepError
+from catalog import PLACEHOLDER
+from demo.errors import DemoStepError
 
 __all__ = ["REVIEW", "finish_card"]
 

@@ -9,8 +9,8 @@ import time
 import urllib.request
 from pathlib import Path
 
-from zoo.demo.errors import DemoStepError
-from zoo.demo.pipeline import environment
+from demo.errors import DemoStepError
+from demo.pipeline import environment
 
 __all__ = ["serve"]
 

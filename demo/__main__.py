@@ -1,4 +1,4 @@
-"""``python -m zoo.demo``: the demo (``run``) and the pipeline steps dvc.yaml calls."""
+"""``python -P -m demo``: the demo (``run``) and the pipeline steps dvc.yaml calls."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ from pathlib import Path
 
 import click
 
+from demo.cli import demo
 from registry.cli.kit import CairnGroup
-from zoo.demo.cli import demo
 
 __all__ = ["main"]
 
@@ -29,7 +29,7 @@ main.add_command(demo, "run")
 @click.option("--seed", default=0, show_default=True, type=int)
 def data(task: str, out: Path, per_class: int, size: int, seed: int) -> None:
     """Write the seeded synthetic images of TASK (surface or weld)."""
-    from zoo.demo.synthetic import TASKS, generate
+    from demo.synthetic import TASKS, generate
 
     if task not in TASKS:
         raise click.BadParameter(f"choose one of {', '.join(sorted(TASKS))}", param_hint="TASK")
@@ -44,7 +44,7 @@ def data(task: str, out: Path, per_class: int, size: int, seed: int) -> None:
               help="Write a training stage's record here instead of demo/runs.")
 def stage(name: str, out: Path | None) -> None:
     """Run pipeline stage NAME (dvc.yaml calls this from the repository root)."""
-    from zoo.demo.stages import run_stage
+    from demo.stages import run_stage
 
     result = run_stage(name, out)
     click.echo(f"stage {name}: " + ", ".join(f"{k} {v}" for k, v in result.items()

@@ -6,14 +6,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from zoo.demo.errors import DemoSetupError
+from demo.errors import DemoSetupError
 
 __all__ = ["CATALOG", "DATA", "DEMO", "METRICS", "MLFLOW", "PARAMS", "PIPELINE", "REPORTS",
            "RUNS", "TEAM", "load_params", "section"]
 
 PIPELINE = "dvc.yaml"
 PARAMS = "params.yaml"
-DEMO = Path("demo")  # everything generated; its .gitignore keeps it out of git
+DEMO = Path("demo")  # the demo's folder: its code, and (git-ignored) all it generates below
 DATA = DEMO / "data"  # one image folder per task (outputs of the data stages)
 RUNS = DEMO / "runs"  # <stage>.json: the run a stage recorded (its id, result, MoV)
 METRICS = DEMO / "metrics"  # <stage>.json: numbers for `dvc metrics show`

@@ -1,13 +1,16 @@
-"""Typed errors of the demo (``cairn demo``): each says what to fix."""
+"""Typed errors of the demo (``cairn demo``): each says what to fix.
+
+They are Cairn errors (:class:`registry.errors.CairnError`), so the ``cairn`` command line
+shows them as one line, as it does the registry's, the zoo's and the catalog's."""
 
 from __future__ import annotations
 
-from zoo.errors import ZooError
+from registry.errors import CairnError
 
 __all__ = ["DemoError", "DemoSetupError", "DemoStepError"]
 
 
-class DemoError(ZooError):
+class DemoError(CairnError):
     """Base class of the demo's errors."""
 
 

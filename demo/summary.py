@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from demo.history import History
 from registry.config import Workspace
 from registry.entities import RunRecord
-from zoo.demo.history import History
 
 __all__ = ["summary"]
 
