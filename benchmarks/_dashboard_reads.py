@@ -1,6 +1,6 @@
 """The dashboard reader of the load benchmark (``bench_load.py``): the dashboard's store
-queries (those of ``dashboard/data.py``, without Streamlit's caches) in a loop, without pause,
-on a read-only store, each timed; failures are counted, never raised.
+reads (the functions ``dashboard/data.py`` caches, called without Streamlit) in a loop,
+without pause, on a read-only store, each timed; failures are counted, never raised.
 """
 
 from __future__ import annotations
@@ -13,54 +13,41 @@ from pathlib import Path
 
 __all__ = ["SEARCHES", "collect", "reader_main"]
 
-COUNT_CAP = 10_000  # dashboard.data.COUNT_CAP (importing dashboard.data loads Streamlit)
-WEEKS, DAY = 26, 24 * 3600.0  # dashboard.data.weekly_runs' window
+WEEKS = 26  # dashboard.data.weekly_runs' window
 # (query, sort) pairs the readers cycle through: the Runs page's search box and sort.
 SEARCHES = (("", None), ("project = load", "-loss"), ("loss < 0.01", "accuracy"),
             ("status = RUNNING and grad_norm > 0.5", None))
 
 
 def _dashboard_queries(seen: list[str]) -> dict[str, Callable]:
-    """The dashboard's store reads (``dashboard/data.py``), without Streamlit's caches."""
-    from dashboard import _sql
-    from registry.knowledge.comparison import compare
-    from registry.query import search_pks, where
-    from registry.store import _reads
+    """The dashboard's store reads: the very functions ``dashboard/data.py`` caches (importing
+    ``dashboard.data`` itself would load Streamlit)."""
+    from dashboard import reads
+    from registry.knowledge import compare
+    from registry.query import count_up_to, search
+    from registry.store import overview
 
     def recent(store, _i):  # data.recent_runs; remembers ids for the Run and Compare pages
-        with store.reading() as conn:
-            runs = _reads.get_runs(conn, _reads.list_run_pks(conn, limit=15), details=False)
-        seen[:] = [r.id for r in runs]
+        seen[:] = [r.id for r in store.list_runs(limit=15)]
 
-    def search(store, i):  # data.search_runs
+    def search_page(store, i):  # data.search_runs
         query, sort = SEARCHES[i % len(SEARCHES)]
-        with store.reading() as conn:
-            pks = search_pks(conn, query, sort=sort, limit=51, offset=0)
-            _reads.get_runs(conn, pks[:50], details=False)
+        search(query, sort=sort, limit=50, offset=0, store=store)
 
-    def count(store, i):  # data._count
-        with store.reading() as conn:
-            condition = where(conn, SEARCHES[i % len(SEARCHES)][0])
-            conn.execute(_sql.capped_count(condition, COUNT_CAP + 1)).scalar_one()
+    def count(store, i):  # data.counting
+        count_up_to(store, SEARCHES[i % len(SEARCHES)][0], reads.COUNT_CAP)
 
     def facets(store, _i):  # data.facets and data.metric_keys
-        with store.reading() as conn:
-            for stmt in (_sql.project_names(), _sql.owners(), _sql.families(),
-                         _sql.recent_metric_keys(200)):
-                list(conn.execute(stmt).scalars())
-            list(conn.execute(_sql.dataset_versions()))
+        overview.facets(store)
+        overview.metric_keys(store, 200)
 
     def weekly(store, _i):  # data.weekly_runs
-        with store.reading() as conn:
-            latest = conn.execute(_sql.latest_start(None)).scalar()
-            since = (latest or 0.0) - WEEKS * 7 * DAY
-            conn.execute(_sql.weekly_runs(None, since, conn.dialect.name)).all()
+        overview.weekly_runs(store, None, WEEKS)
 
     def run_page(store, i):  # data.get_runs, one run in full
         if not seen:
             return False  # no run yet: nothing ran, nothing is timed
-        with store.reading() as conn:
-            _reads.get_runs(conn, [_reads.resolve_run(conn, seen[i % len(seen)])])
+        reads.get_runs(store, [seen[i % len(seen)]])
 
     def comparison(store, i):  # data.comparison of two runs being written
         if len(seen) < 2:
@@ -68,7 +55,7 @@ def _dashboard_queries(seen: list[str]) -> dict[str, Callable]:
         a = i % len(seen)
         compare([seen[a], seen[(a + 1) % len(seen)]], store=store, max_points=500)
 
-    return {"recent": recent, "search": search, "count": count, "facets": facets,
+    return {"recent": recent, "search": search_page, "count": count, "facets": facets,
             "weekly": weekly, "run": run_page, "compare": comparison}
 
 

@@ -150,18 +150,13 @@ def search(tab, query: str, first_id: str) -> float:
 
 def expected_first(store_url: str, queries: list[str]) -> list[str]:
     """The short id of each query's first run, as the registry answers it (newest first)."""
-    from registry.query import search_pks
-    from registry.store import SqlStore, _reads
+    from registry.query import search
+    from registry.store import SqlStore
 
     store = SqlStore(store_url, readonly=True, migrate=False)
     try:
-        with store.reading() as conn:
-            firsts = []
-            for query in queries:
-                pks = search_pks(conn, query, sort="-started", limit=1)
-                runs = _reads.get_runs(conn, pks, details=False)
-                firsts.append(runs[0].id[:8] if runs else "")
-        return firsts
+        pages = [search(query, sort="-started", limit=1, store=store) for query in queries]
+        return [page.runs[0].id[:8] if page.runs else "" for page in pages]
     finally:
         store.close()
 

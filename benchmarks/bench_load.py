@@ -9,7 +9,7 @@
 Each training process is a script of its own, as a team's would be: ``start_run`` through
 ``CAIRN_STORE``, then, at a steady step rate for the whole period, four metrics every step, two
 more every 50 steps, a param every 200 steps and a tag between them. Meanwhile reader processes
-run the dashboard's queries (those of ``dashboard/data.py``; ``_dashboard_reads.py``) in a loop,
+run the dashboard's reads (those ``dashboard/data.py`` caches; ``_dashboard_reads.py``) in a loop,
 without pause, on a read-only store. Afterwards every run's stored history is counted against
 what its script logged. The anchor is the same loop, the same processes, with the registry
 replaced by appending to an in-memory queue.
@@ -311,7 +311,7 @@ def _account(outcome: Outcome, url: str) -> None:
 
 
 def _wal_file(url: str | None) -> Path | None:
-    from registry.store._engine import sqlite_path
+    from registry.store import sqlite_path
 
     database = sqlite_path(url) if url else None
     return Path(database + "-wal") if database else None
@@ -435,7 +435,7 @@ def _pg_server(url: str) -> str | None:
     """The server's version and connection limit, or None when nothing answers there."""
     from sqlalchemy import create_engine, text
 
-    from registry.store._engine import normalise_url
+    from registry.store import normalise_url
 
     engine = create_engine(normalise_url(url))
     try:

@@ -107,10 +107,7 @@ def _timed(call):
 
 
 def _pks(store) -> list[int]:
-    from registry.store import _reads
-
-    with store.reading() as conn:
-        return list(reversed(_reads.list_run_pks(conn, limit=10**12)))
+    return list(reversed(store.run_keys(limit=10**12)))
 
 
 def generate(store, runs: int, points: int, keys: int) -> list[dict]:
@@ -143,7 +140,7 @@ def generate(store, runs: int, points: int, keys: int) -> list[dict]:
 
 def grow(store, pks: list[int]) -> None:
     """Append 100 points to one metric of each run, as a resumed training would."""
-    from registry.tracking._writer import Summary
+    from registry._history import Summary
 
     for pk in pks:
         history = store.metric_history(pk, ["m0"])["m0"]

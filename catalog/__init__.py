@@ -27,6 +27,7 @@ from catalog._card import parse_card as parse_card
 from catalog._card import read_card as read_card
 from catalog._draft import draft_from_run as draft_from_run
 from catalog._draft_body import reuse_snippet as reuse_snippet
+from catalog._index import IndexResult as IndexResult
 from catalog._load import LoadedModel as LoadedModel
 from catalog._load import load as load
 from catalog._render import highlight_css as highlight_css
@@ -34,14 +35,13 @@ from catalog._render import render_html as render_html
 from catalog._report import report as report
 from catalog._schema import PLACEHOLDER as PLACEHOLDER
 from catalog._schema import CardProblem as CardProblem
-from catalog._store import IndexResult as IndexResult
 from catalog._validate import validate as validate
 
 __all__ = [
+    "PLACEHOLDER",
     "CardProblem",
     "CardSummary",
     "IndexResult",
-    "PLACEHOLDER",
     "LoadedModel",
     "ModelCard",
     "draft_from_run",

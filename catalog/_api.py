@@ -8,7 +8,7 @@ from typing import Any
 
 from catalog._card import ModelCard
 from catalog._files import latest, load_cards, split_ref
-from catalog._store import IndexResult, card_rows, index_cards, matching_ids, row_to_card
+from catalog._index import IndexResult, index_cards, stored_cards, to_card
 from catalog.errors import CardNotFoundError, CatalogError
 from registry.config import Workspace, load_workspace
 
@@ -79,10 +79,12 @@ def search(query: str = "", *, project: str | None = None, status: str | None = 
         columns["project"] = project
     if status is not None:
         columns["status"] = status
-    with _store(workspace or load_workspace()).reading() as conn:
-        scores = matching_ids(conn, " ".join(words)) if words else None
-        rows = card_rows(conn, None if scores is None else scores, columns)
-    results = [summarise(row_to_card(row), (scores or {}).get(row.id, 0.0)) for row in rows]
+    from registry.store import cards as stored
+
+    store = _store(workspace or load_workspace())
+    found = (stored.search(store, " ".join(words), columns) if words
+             else [(row, 0.0) for row in stored.rows(store, columns)])
+    results = [summarise(to_card(row), score) for row, score in found]
     results = [r for r in results if _listed_match(r, listed)]
     results.sort(key=lambda r: -r.score)
     return results[:limit]
@@ -101,10 +103,8 @@ def get(name: str, version: str | None = None, *,
         return latest(cards, base, version)
     except CardNotFoundError:
         pass
-    with _store(ws).reading() as conn:
-        stored = [row_to_card(r) for r in card_rows(conn, columns={"name": base})]
     try:
-        return latest(stored, base, version)
+        return latest(stored_cards(_store(ws), base), base, version)
     except CardNotFoundError:
         known = sorted({c.name for c in cards} | set(_stored_names(ws)))
         raise CardNotFoundError(base, version, known) from None
@@ -174,8 +174,7 @@ def _listed_match(summary: CardSummary, listed: dict[str, str]) -> bool:
 
 
 def _stored_names(ws: Workspace) -> list[str]:
-    with _store(ws).reading() as conn:
-        return [r.name for r in card_rows(conn)]
+    return [card.name for card in stored_cards(_store(ws))]
 
 
 def _store(ws: Workspace) -> Any:

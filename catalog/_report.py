@@ -61,12 +61,11 @@ def report(project: str, *, out: str | Path | None = None,
 def _cards(ws: Workspace) -> list[ModelCard]:
     """Cards of the catalog directory, and indexed ones not there (another machine's)."""
     from catalog._api import list_cards
-    from catalog._store import card_rows, row_to_card
+    from catalog._index import stored_cards
+
     cards = list_cards(workspace=ws)
     seen = {c.ref for c in cards}
-    with ws.open_store().reading() as conn:
-        stored = [row_to_card(r) for r in card_rows(conn)]
-    return cards + [c for c in stored if c.ref not in seen]
+    return cards + [c for c in stored_cards(ws.open_store()) if c.ref not in seen]
 
 
 def _markdown(project: str, ws: Workspace, runs: list[RunRecord], movs: list[Any],

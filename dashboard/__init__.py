@@ -4,7 +4,9 @@
     cairn dashboard --port 9000 --headless
 
 Pages (``app_pages/``): Overview, Runs, Compare, Overlap, Catalog, Zoo. ``data`` is the only
-module that reads the store; importing this package loads neither Streamlit nor SQLAlchemy.
+module that opens the store, and adds Streamlit's caches to the registry's reads and
+``reads`` (the dashboard's own, without Streamlit); importing this package loads neither
+Streamlit nor SQLAlchemy.
 """
 
 __all__: list[str] = []

@@ -65,7 +65,7 @@ def streamlit_command(*, host: str, port: int, headless: bool) -> list[str]:
 
 
 def _check_store(ws: Workspace) -> None:
-    from registry.store._engine import sqlite_path
+    from registry.store import sqlite_path
 
     path = sqlite_path(ws.store_url)
     if ws.store_url.startswith("sqlite") and (path is None or not os.path.exists(path)):
@@ -73,6 +73,6 @@ def _check_store(ws: Workspace) -> None:
 
 
 def _shown(url: str) -> str:
-    from sqlalchemy.engine import make_url
+    from registry.store import safe_url
 
-    return make_url(url).render_as_string(hide_password=True)
+    return safe_url(url)

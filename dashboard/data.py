@@ -1,4 +1,7 @@
-"""Everything the dashboard shows comes through here: the only module that opens the store.
+"""Everything the dashboard shows comes through here: the only module that opens the store,
+and the one that caches. The reads themselves are the registry's (``registry.store.overview``,
+``registry.query``, ``registry.knowledge``) and :mod:`dashboard.reads`; this module adds only
+Streamlit's caches on top.
 
 The workspace is made read-only (``Workspace.read_only()``), so its store opens read-only
 (SQLite: ``file:...?mode=ro&uri=true``; PostgreSQL: sessions with
@@ -13,22 +16,23 @@ from __future__ import annotations
 
 import importlib
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import Any
 
 import streamlit as st
 
-from dashboard import _overlap, _sql
+from dashboard import reads
 from dashboard._format import quote
+from dashboard._overlap import OverlapGroup
+from dashboard.reads import COUNT_CAP, STATUSES
 from registry.config import Workspace, load_workspace
-from registry.entities import RunRecord, RunStatus
-from registry.errors import AmbiguousRunError, RunNotFoundError
+from registry.entities import RunRecord
 from registry.knowledge.comparison import Comparison, compare
 from registry.knowledge.mov import MovProgress
 from registry.knowledge.mov import mov_progress as registry_mov_progress
-from registry.knowledge.similarity import SIMILAR_ENOUGH, find_priors, primary_metric, spec_of
-from registry.query import SearchPage, search, where
-from registry.store import SqlStore
+from registry.knowledge.similarity import primary_metric
+from registry.query import SearchPage, count_up_to, search
+from registry.store import SqlStore, overview
+from registry.store.overview import Facets
 
 __all__ = [
     "COUNT_CAP", "STATUSES", "Facets", "activity", "best_runs", "catalog_card",
@@ -38,20 +42,7 @@ __all__ = [
     "zoo_models", "zoo_sources",
 ]
 
-COUNT_CAP = 10_000
-STATUSES = (*RunStatus.ENDED, RunStatus.RUNNING, RunStatus.CRASHED)
 RUNS_TTL, SUMMARY_TTL, ZOO_TTL = 30, 300, 3600  # seconds: runs change often, models rarely
-DAY = 24 * 3600.0
-
-
-@dataclass(frozen=True)
-class Facets:
-    """What the Runs page filters on: every value present in the store."""
-
-    projects: list[str]
-    owners: list[str]
-    families: list[str]
-    datasets: list[tuple[str, str]]  # (path, hash)
 
 
 # -- the store ---------------------------------------------------------------------------------
@@ -75,26 +66,20 @@ def store() -> SqlStore:
 
 @st.cache_data(ttl=SUMMARY_TTL, show_spinner=False)
 def facets() -> Facets:
-    with store().reading() as conn:
-        return Facets(
-            projects=list(conn.execute(_sql.project_names()).scalars()),
-            owners=list(conn.execute(_sql.owners()).scalars()),
-            families=list(conn.execute(_sql.families()).scalars()),
-            datasets=[(p, h) for p, h in conn.execute(_sql.dataset_versions())],
-        )
+    """What the Runs page filters on: every value present in the store."""
+    return overview.facets(store())
 
 
 @st.cache_data(ttl=SUMMARY_TTL, show_spinner=False)
 def metric_keys(runs: int = 200) -> list[str]:
     """Metric keys the newest runs logged (the sort and column choices)."""
-    with store().reading() as conn:
-        return list(conn.execute(_sql.recent_metric_keys(runs)).scalars())
+    return overview.metric_keys(store(), runs)
 
 
 @st.cache_data(ttl=RUNS_TTL, show_spinner=False)
 def search_runs(query: str, sort: str | None, limit: int, offset: int) -> SearchPage:
     """One page of runs matching ``query`` (the registry's search language), sorted."""
-    return search(query, sort=sort, limit=limit, offset=offset, workspace=workspace())
+    return search(query, sort=sort, limit=limit, offset=offset, store=store())
 
 
 def count_runs(query: str, cap: int = COUNT_CAP) -> tuple[int, bool]:
@@ -107,7 +92,7 @@ def counting(query: str, cap: int = COUNT_CAP) -> Future[tuple[int, bool]]:
     """:func:`count_runs` under way in a background thread, shared by every session: a count
     can take a second on a cold store, and a page that waits for it in short steps can be
     interrupted by the next search (Streamlit cannot interrupt a statement)."""
-    return _counters().submit(_count, store(), query, cap)
+    return _counters().submit(count_up_to, store(), query, cap)
 
 
 @st.cache_resource
@@ -115,29 +100,16 @@ def _counters() -> ThreadPoolExecutor:
     return ThreadPoolExecutor(max_workers=2, thread_name_prefix="cairn-count")
 
 
-def _count(opened: SqlStore, query: str, cap: int) -> tuple[int, bool]:
-    with opened.reading() as conn:
-        found = conn.execute(_sql.capped_count(where(conn, query), cap + 1)).scalar_one()
-    return min(found, cap), found > cap
-
-
 @st.cache_data(ttl=RUNS_TTL, show_spinner=False)
 def get_runs(refs: tuple[str, ...]) -> list[RunRecord]:
     """Full records (params, tags, data, artifacts) of runs given by id, prefix or name."""
-    opened = store()
-    return opened.get_runs([opened.resolve(ref) for ref in refs])
+    return reads.get_runs(store(), refs)
 
 
 @st.cache_data(ttl=RUNS_TTL, show_spinner=False)
 def known_runs(refs: tuple[str, ...]) -> list[RunRecord]:
     """Summaries of those runs that the store holds (a card may name runs of another store)."""
-    opened, pks = store(), []
-    for ref in refs:
-        try:
-            pks.append(opened.resolve(ref))
-        except (RunNotFoundError, AmbiguousRunError):
-            continue
-    return opened.get_runs(pks, details=False)
+    return reads.known_runs(store(), refs)
 
 
 @st.cache_data(ttl=RUNS_TTL, show_spinner=False)
@@ -149,26 +121,16 @@ def comparison(refs: tuple[str, ...], max_points: int = 500) -> Comparison:
 # -- overview ----------------------------------------------------------------------------------
 
 
-def _since(conn, project: str | None, days: float) -> float:
-    latest = conn.execute(_sql.latest_start(project)).scalar()
-    return (latest or 0.0) - days * DAY
-
-
 @st.cache_data(ttl=SUMMARY_TTL, show_spinner=False)
 def weekly_runs(project: str | None, weeks: int = 26) -> list[dict[str, Any]]:
     """Runs per week and owner over the last ``weeks`` weeks of activity."""
-    with store().reading() as conn:
-        since = _since(conn, project, weeks * 7)
-        rows = conn.execute(_sql.weekly_runs(project, since, conn.dialect.name)).all()
-    return [{"week": week * _sql.WEEK, "owner": owner, "runs": n} for week, owner, n in rows]
+    return overview.weekly_runs(store(), project, weeks)
 
 
 @st.cache_data(ttl=SUMMARY_TTL, show_spinner=False)
 def activity(project: str | None, days: int = 30) -> list[dict[str, Any]]:
     """Who ran what (owner, project, model family) in the last ``days`` days of activity."""
-    with store().reading() as conn:
-        rows = conn.execute(_sql.activity(project, _since(conn, project, days))).all()
-    return [dict(row._mapping) for row in rows]
+    return overview.activity(store(), project, days)
 
 
 @st.cache_data(ttl=RUNS_TTL, show_spinner=False)
@@ -215,39 +177,15 @@ def mov_progress(project: str | None) -> list[MovProgress]:
 
 @st.cache_data(ttl=SUMMARY_TTL, show_spinner=False)
 def exact_duplicates(project: str | None, days: int, across_owners: bool = True,
-                     limit: int = 30) -> list[_overlap.OverlapGroup]:
+                     limit: int = 30) -> list[OverlapGroup]:
     """Experiments run more than once (same code, params and data), newest first."""
-    with store().reading() as conn:
-        stmt = _sql.duplicate_fingerprints(project, _since(conn, project, days),
-                                           across_owners=across_owners, limit=limit)
-        prints = [row.fingerprint for row in conn.execute(stmt)]
-        members = conn.execute(_sql.runs_of_fingerprints(prints)).all() if prints else []
-    records = store().get_runs([pk for pk, _ in members], details=False)
-    return _overlap.exact_groups(prints, zip([fp for _, fp in members], records, strict=True))
+    return reads.exact_duplicates(store(), project, days, across_owners, limit)
 
 
 @st.cache_data(ttl=SUMMARY_TTL, show_spinner=False)
-def near_duplicates(project: str | None, days: int, sample: int = 40
-                    ) -> list[_overlap.OverlapGroup]:
-    """Nearly the same experiment run by different people: the newest ``sample`` runs of
-    the window, each with its similar earlier runs (score >= SIMILAR_ENOUGH)."""
-    opened, ignore = store(), workspace().fingerprint_ignore
-    with opened.reading() as conn:
-        since = _since(conn, project, days)
-    pks = opened.run_keys(project_name=project, limit=sample, since=since)
-    recent = opened.get_runs(pks)
-    found = []
-    for pk, record in zip(pks, recent, strict=True):
-        for prior in find_priors(opened, spec_of(record, ignore), exclude=pk, limit=5,
-                                 min_score=SIMILAR_ENOUGH):
-            if not prior.exact and prior.run.owner != record.owner:
-                found.append((prior.run.id, record.id, prior.score, prior.reasons))
-    ids = sorted({i for a, b, _, _ in found for i in (a, b)})
-    with opened.reading() as conn:
-        keys = [pk for pk, _ in conn.execute(_sql.pks_of_ids(ids))] if ids else []
-    full = {r.id: r for r in opened.get_runs(keys)}
-    pairs = [(full[a], full[b], s, why) for a, b, s, why in found]
-    return _overlap.near_groups(pairs, {i: r.params for i, r in full.items()})
+def near_duplicates(project: str | None, days: int, sample: int = 40) -> list[OverlapGroup]:
+    """Nearly the same experiment run by different people (see ``reads.near_duplicates``)."""
+    return reads.near_duplicates(store(), workspace().fingerprint_ignore, project, days, sample)
 
 
 # -- zoo and catalog ---------------------------------------------------------------------------

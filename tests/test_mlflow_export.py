@@ -14,11 +14,11 @@ import pytest
 from click.testing import CliRunner
 
 import registry
+from registry.cli.mlflow import mlflow as mlflow_cli
 from registry.errors import CairnError
 from registry.store import open_store
 from registry.transfer.backup import FORMAT, import_runs
 from registry.transfer.mlflow import export_runs
-from registry.transfer.mlflow.cli import mlflow as mlflow_cli
 from registry.transfer.mlflow.errors import MlflowUnavailableError
 from registry.transfer.mlflow.export import parse_since
 from tests.conftest import git

@@ -7,9 +7,9 @@ import math
 import pytest
 from click.testing import CliRunner
 
+from registry.cli.mlflow import mlflow as mlflow_cli
 from registry.store import open_store
 from registry.transfer.mlflow import export_runs, import_runs
-from registry.transfer.mlflow.cli import mlflow as mlflow_cli
 from registry.transfer.mlflow.errors import MlflowBridgeError
 from tests.test_mlflow_export import client_for, fill, mlflow_template, mlflow_uri
 

@@ -23,7 +23,7 @@ from registry.errors import StoreError, StoreReadOnlyError
 from registry.store import SqlStore
 from registry.store._engine import normalise_url
 from registry.store._migrate import upgrade
-from registry.store._roles import ReaderRoleError, drop_reader, grant_reader, reader_url
+from registry.store.roles import ReaderRoleError, drop_reader, grant_reader, reader_url
 from registry.store.schema import SCHEMA_REVISION
 from tests.test_dashboard_pages import APP, fill_workspace
 

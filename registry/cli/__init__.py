@@ -9,6 +9,7 @@ from importlib.metadata import entry_points
 import click
 
 from registry.cli.kit import CairnGroup
+from registry.cli.mlflow import mlflow
 from registry.cli.mov import mov
 from registry.cli.runs import runs
 from registry.cli.workspace import init, reader_role
@@ -42,6 +43,7 @@ cli.add_command(init)
 cli.add_command(reader_role)
 cli.add_command(runs)
 cli.add_command(mov)
+cli.add_command(mlflow)
 
 
 def main() -> None:

@@ -3,7 +3,7 @@
 - :class:`CairnGroup`: a click group whose commands report Cairn's own errors as one-line
   messages (exit 1, no traceback);
 - :func:`table`, :func:`value`, :func:`timestamp`, :func:`duration`: plain-text tables and
-  values for the terminal.
+  values for the terminal; :func:`runs_table`: the one-line-per-run table of ``cairn runs``.
 
 A package adds its group to ``cairn`` through the ``cairn.commands`` entry point group.
 """
@@ -19,7 +19,7 @@ import click
 
 from registry.errors import CairnError
 
-__all__ = ["CairnGroup", "duration", "table", "timestamp", "value"]
+__all__ = ["CairnGroup", "duration", "runs_table", "table", "timestamp", "value"]
 
 
 class CairnGroup(click.Group):
@@ -32,6 +32,7 @@ class CairnGroup(click.Group):
         except CairnError as exc:
             raise click.ClickException(str(exc)) from exc
 
+
 def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     """Left-aligned columns separated by two spaces."""
     cells = [[str(h) for h in headers], *[[value(c) for c in row] for row in rows]]
@@ -39,6 +40,20 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in cells]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
+
+
+def runs_table(records: Sequence[Any], metrics: int = 3) -> str:
+    """Runs one per line: short id, project, name, owner, status, start, duration and the
+    last value of their first ``metrics`` metrics."""
+    rows = [(r.id[:8], r.project, r.name, r.owner, r.status, timestamp(r.start_time),
+             duration(r.duration), _metrics_brief(r, metrics)) for r in records]
+    return table(["id", "project", "name", "owner", "status", "started", "time", "metrics"], rows)
+
+
+def _metrics_brief(r: Any, limit: int) -> str:
+    items = sorted(r.metrics.items())[:limit]
+    more = " ..." if len(r.metrics) > limit else ""
+    return " ".join(f"{k}={value(s.last)}" for k, s in items) + more
 
 
 def value(v: Any) -> str:

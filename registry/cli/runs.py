@@ -11,7 +11,7 @@ from typing import Any
 import click
 
 from registry.cli.compare import compare_command
-from registry.cli.kit import duration, table, timestamp, value
+from registry.cli.kit import duration, runs_table, table, timestamp, value
 from registry.cli.search import search
 from registry.cli.tried import best, similar
 from registry.config import load_workspace
@@ -56,16 +56,7 @@ def list_runs(project: str | None, owner: str | None, status: str | None, limit:
     if not records:
         click.echo("no runs recorded yet")
         return
-    rows = [(r.id[:8], r.project, r.name, r.owner, r.status, timestamp(r.start_time),
-             duration(r.duration), _metrics_brief(r)) for r in records]
-    click.echo(table(["id", "project", "name", "owner", "status", "started", "time", "metrics"],
-                     rows))
-
-
-def _metrics_brief(r: RunRecord, limit: int = 3) -> str:
-    items = sorted(r.metrics.items())[:limit]
-    more = " ..." if len(r.metrics) > limit else ""
-    return " ".join(f"{k}={value(s.last)}" for k, s in items) + more
+    click.echo(runs_table(records))
 
 
 @runs.command("show")
@@ -175,10 +166,7 @@ def export(run_refs: tuple[str, ...], project: str | None, output, mov: bool) ->
 
 
 def _all_pks(store, project: str | None) -> list[int]:
-    from registry.store import _reads
-
-    with store.reading() as conn:
-        return list(reversed(_reads.list_run_pks(conn, project_name=project, limit=10**12)))
+    return list(reversed(store.run_keys(project_name=project, limit=10**12)))
 
 
 @runs.command("import")

@@ -6,7 +6,7 @@ import json
 
 import click
 
-from registry.cli.kit import duration, table, timestamp
+from registry.cli.kit import runs_table
 from registry.config import load_workspace
 
 __all__ = ["search"]
@@ -27,8 +27,6 @@ def search(query: str, sort: str | None, limit: int, offset: int, as_json: bool)
     status, started, commit. Words or quoted text standing alone search names, questions,
     notes, conclusions, tags and text params. Join with and, or, not and parentheses.
     """
-    # Imported here so that runs.py may import this module at its top without a cycle.
-    from registry.cli.runs import _metrics_brief
     from registry.query import search as run_search
 
     page = run_search(query, sort=sort, limit=limit, offset=offset, workspace=load_workspace())
@@ -39,9 +37,6 @@ def search(query: str, sort: str | None, limit: int, offset: int, as_json: bool)
     if not page.runs:
         click.echo("no runs match" if offset == 0 else f"no runs match past the first {offset}")
         return
-    rows = [(r.id[:8], r.project, r.name, r.owner, r.status, timestamp(r.start_time),
-             duration(r.duration), _metrics_brief(r)) for r in page.runs]
-    click.echo(table(["id", "project", "name", "owner", "status", "started", "time", "metrics"],
-                     rows))
+    click.echo(runs_table(page.runs))
     if page.has_more:
         click.echo(f"... more: --offset {offset + limit}", err=True)

@@ -59,7 +59,7 @@ def reader_role(role: str, password_env: str | None, drop: bool) -> None:
     """Create or update a PostgreSQL login role that can read the workspace's store and
     write nothing, for the dashboard: CAIRN_STORE=<the URL printed> cairn dashboard.
     Run it with the store owner's URL (or a superuser's) in the workspace."""
-    from registry.store._roles import drop_reader, grant_reader, reader_url
+    from registry.store.roles import drop_reader, grant_reader, reader_url
 
     url = load_workspace().store_url
     if drop:

@@ -136,19 +136,16 @@ def compare(run_refs: Sequence[str], *, workspace: Workspace | None = None,
     keys = [history_keys] if isinstance(history_keys, str) else (
         None if history_keys is None else list(history_keys))
     store = store or _open_store(workspace)
-    from registry.store import _reads
-
-    with store.reading() as conn:
-        pks = _unique_pks(refs, [_reads.resolve_run(conn, ref) for ref in refs])
-        runs = _reads.get_runs(conn, pks)
-        columns = [_reads.metric_columns(conn, pk, keys) if keys != [] else {} for pk in pks]
+    pks = _unique_pks(refs, [store.resolve(ref) for ref in refs])
+    runs = store.get_runs(pks)
+    columns = [store.metric_columns(pk, keys) if keys != [] else {} for pk in pks]
     return build_comparison(runs, columns, max_points=max_points)
 
 
 def build_comparison(runs: Sequence[RunRecord], columns: Sequence[Mapping[str, Columns]], *,
                      max_points: int | None = None) -> Comparison:
     """Compare records already read; ``columns`` holds each run's metric histories as
-    returned by ``_reads.metric_columns``."""
+    returned by ``SqlStore.metric_columns``."""
     params = _table([r.params for r in runs])
     metrics = {k: [r.metrics.get(k) for r in runs]
                for k in sorted(set().union(*(r.metrics for r in runs)))}

@@ -16,14 +16,14 @@ with who, when and the evidence; :func:`mov_progress` says how far each MoV has 
 The configuration wins for the definitions it declares: they are written to the store once per
 process (:func:`sync_definitions`), and :func:`define_mov` refuses to change them. Removing a
 definition from the configuration leaves it, and its measurements, in the store.
-SQLAlchemy is imported when first needed, so importing this module stays cheap.
+The rows are read and written by :mod:`registry.store.mov`, imported when first needed, so
+importing this module stays cheap (no SQLAlchemy).
 """
 
 from __future__ import annotations
 
 import json
 import os
-import time
 from collections.abc import Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -43,8 +43,6 @@ from registry.config import Workspace, load_workspace
 from registry.errors import ConfigError, MovError
 
 if TYPE_CHECKING:
-    from sqlalchemy import Connection
-
     from registry.store import SqlStore
 
 __all__ = [
@@ -112,9 +110,7 @@ def sync_definitions(store: SqlStore, workspace: Workspace) -> tuple[MovDefiniti
     if key not in _SYNCED:
         definitions = config_definitions(workspace)
         if definitions:
-            with store.writing() as conn:
-                for definition in definitions:
-                    _upsert_definition(conn, definition)
+            _rows().save_definitions(store, definitions)
         _SYNCED[key] = definitions
     return _SYNCED[key]
 
@@ -134,8 +130,7 @@ def define_mov(project: str, name: str, *, unit: str, direction: str, baseline: 
     if declared.get((definition.project, definition.name), definition) != definition:
         raise MovError(definition.name, f"is declared in {ws.config_file} "
                                         f"([projects.{project}.mov.{name}]); change it there")
-    with _open(ws).writing() as conn:
-        _upsert_definition(conn, definition)
+    _rows().save_definitions(_open(ws), [definition])
     return definition
 
 
@@ -145,8 +140,7 @@ def list_movs(project: str | None = None, workspace: Workspace | None = None
     ws = workspace or load_workspace()
     store = _open(ws)
     sync_definitions(store, ws)
-    with store.reading() as conn:
-        return [definition for _, definition in _select_definitions(conn, project)]
+    return [definition for _, definition in _rows().definitions(store, project)]
 
 
 def log_mov(store: SqlStore, *, run_pk: int | None, project: str, name: str, value: Any,
@@ -160,16 +154,9 @@ def log_mov(store: SqlStore, *, run_pk: int | None, project: str, name: str, val
     author = as_name(name, "who", who)
     moment = as_time(name, when)
     sync_definitions(store, workspace or load_workspace())
-    with store.writing() as conn:
-        definition_id, definition = _definition_for(conn, project, name)
-        if unit is not None and unit != definition.unit:
-            raise MovError(name, f"is measured in {definition.unit!r}, not {unit!r}; convert "
-                                 "the value or leave the unit out")
-        run_id = _run_id(conn, name, run_pk)
-        _insert_measurement(conn, definition_id, run_pk, number, notes, author, moment)
-    return MovMeasurement(project=definition.project, name=definition.name, value=number,
-                          unit=definition.unit, who=author, time=moment, evidence=notes,
-                          run_id=run_id)
+    return _rows().add_measurement(store, project_name=project, name=name, run_pk=run_pk,
+                                   value=number, evidence=notes, who=author, moment=moment,
+                                   unit=unit)
 
 
 def record_mov(project: str, name: str, value: Any, *, evidence: str | None = None,
@@ -193,9 +180,7 @@ def mov_progress(project: str | None = None, *,
     store = _open(ws)
     if not ws.readonly:
         sync_definitions(store, ws)
-    with store.reading() as conn:
-        definitions = _select_definitions(conn, project)
-        measured = _select_measurements(conn, project)
+    definitions, measured = _rows().definitions_and_measurements(store, project)
     progress = {(d.project, d.name): progress_of(d, measured.get(key, []))
                 for key, d in definitions}
     for d in config_definitions(ws):
@@ -204,92 +189,12 @@ def mov_progress(project: str | None = None, *,
     return [progress[key] for key in sorted(progress)]
 
 
-# -- SQL (the store's tables, rows turned into the records above) -----------------------------
-
-
 def _open(workspace: Workspace) -> SqlStore:
     return workspace.open_store()
 
 
-def _upsert_definition(conn: Connection, definition: MovDefinition) -> None:
-    from registry.store._writes import _insert_for, ensure_project
-    from registry.store.schema import mov_definition
+def _rows():
+    """The store's MoV functions (:mod:`registry.store.mov`), imported on first use."""
+    from registry.store import mov
 
-    stmt = _insert_for(conn)(mov_definition).values(
-        project_id=ensure_project(conn, definition.project), name=definition.name,
-        created_time=time.time(), **{key: getattr(definition, key) for key in _FIELDS})
-    conn.execute(stmt.on_conflict_do_update(index_elements=["project_id", "name"],
-                                            set_={key: stmt.excluded[key] for key in _FIELDS}))
-
-
-def _select_definitions(conn: Connection, project: str | None
-                        ) -> list[tuple[int, MovDefinition]]:
-    from sqlalchemy import select
-
-    from registry.store.schema import mov_definition as d
-    from registry.store.schema import project as p
-
-    query = (select(d.c.id, p.c.name.label("project"), d.c.name, *(d.c[k] for k in _FIELDS))
-             .join(p, p.c.id == d.c.project_id).order_by(p.c.name, d.c.name))
-    if project is not None:
-        query = query.where(p.c.name == project)
-    return [(row.id, MovDefinition(**{k: v for k, v in row._mapping.items() if k != "id"}))
-            for row in conn.execute(query)]
-
-
-def _definition_for(conn: Connection, project: str, name: str) -> tuple[int, MovDefinition]:
-    defined = _select_definitions(conn, project)
-    for key, definition in defined:
-        if definition.name == name:
-            return key, definition
-    if not defined:
-        raise MovError(name, f"project {project!r} defines no MoV; declare "
-                             f"[projects.{project}.mov.{name}] in cairn.toml or call define_mov")
-    raise MovError(name, f"not defined for project {project!r}",
-                   defined=[definition.name for _, definition in defined])
-
-
-def _run_id(conn: Connection, name: str, run_pk: int | None) -> str | None:
-    if run_pk is None:
-        return None
-    from sqlalchemy import select
-
-    from registry.store.schema import run
-
-    run_id = conn.execute(select(run.c.id).where(run.c.pk == run_pk)).scalar()
-    if run_id is None:
-        raise MovError(name, f"no run has the key {run_pk}")
-    return run_id
-
-
-def _insert_measurement(conn: Connection, definition_id: int, run_pk: int | None,
-                        value: float, evidence: str | None, who: str, moment: float) -> None:
-    from sqlalchemy import insert
-
-    from registry.store.schema import mov_measurement
-
-    conn.execute(insert(mov_measurement).values(
-        definition_id=definition_id, run_pk=run_pk, value=value, evidence=evidence, who=who,
-        time=moment))
-
-
-def _select_measurements(conn: Connection, project: str | None
-                         ) -> dict[int, list[MovMeasurement]]:
-    from sqlalchemy import select
-
-    from registry.store.schema import mov_definition as d
-    from registry.store.schema import mov_measurement as m
-    from registry.store.schema import project as p
-    from registry.store.schema import run as r
-
-    query = (select(m.c.definition_id, p.c.name.label("project"), d.c.name, m.c.value, d.c.unit,
-                    m.c.who, m.c.time, m.c.evidence, r.c.id.label("run_id"))
-             .join(d, d.c.id == m.c.definition_id).join(p, p.c.id == d.c.project_id)
-             .outerjoin(r, r.c.pk == m.c.run_pk).order_by(m.c.definition_id, m.c.time, m.c.id))
-    if project is not None:
-        query = query.where(p.c.name == project)
-    measured: dict[int, list[MovMeasurement]] = {}
-    for row in conn.execute(query):
-        fields = {k: v for k, v in row._mapping.items() if k != "definition_id"}
-        measured.setdefault(row.definition_id, []).append(MovMeasurement(**fields))
-    return measured
+    return mov

@@ -117,28 +117,27 @@ def find_priors(store, spec: RunSpec, *, exclude: int | None = None, limit: int 
     add at most ``PARAMS_WEIGHT``, are read and compared only for tiers that can still make
     the list, so the cost stays flat however many runs share the data.
     """
-    from registry.store import _reads, _similar
+    from registry.store import similar as rows
 
-    with store.reading() as conn:
-        exact = set(_similar.same_fingerprint(conn, spec.fingerprint, exclude=exclude))
-        pool = list(dict.fromkeys([*exact, *_similar.candidates(
-            conn, data_key=spec.data_key, family=spec.family, exclude=exclude)]))
-        keys = _similar.keys_of(conn, pool)
-        scored = [(1.0, pk, ["same code, params and data"]) for pk in sorted(exact)]
-        params: dict[int, dict[str, ParamValue]] = {}
-        for tier, pks in _tiers(spec, [pk for pk in pool if pk not in exact], keys):
-            floor = sorted(s for s, _, _ in scored)[-limit] if len(scored) >= limit else 0.0
-            if tier + PARAMS_WEIGHT < max(min_score, floor):
-                break
-            params.update(_similar.params_of(conn, pks))
-            for pk in pks:
-                closeness, reasons = _closeness(spec, params.get(pk, {}))
-                score = tier + PARAMS_WEIGHT * closeness
-                if score >= min_score:
-                    scored.append((score, pk, _coarse(spec, keys[pk])[1] + reasons))
-        scored.sort(key=lambda s: (-s[0], -s[1]))
-        scored = scored[:limit]
-        records = _reads.get_runs(conn, [pk for _, pk, _ in scored], details=False)
+    exact = set(rows.same_fingerprint(store, spec.fingerprint, exclude=exclude))
+    pool = list(dict.fromkeys([*exact, *rows.candidates(
+        store, data_key=spec.data_key, family=spec.family, exclude=exclude)]))
+    keys = rows.keys_of(store, pool)
+    scored = [(1.0, pk, ["same code, params and data"]) for pk in sorted(exact)]
+    params: dict[int, dict[str, ParamValue]] = {}
+    for tier, pks in _tiers(spec, [pk for pk in pool if pk not in exact], keys):
+        floor = sorted(s for s, _, _ in scored)[-limit] if len(scored) >= limit else 0.0
+        if tier + PARAMS_WEIGHT < max(min_score, floor):
+            break
+        params.update(rows.params_of(store, pks))
+        for pk in pks:
+            closeness, reasons = _closeness(spec, params.get(pk, {}))
+            score = tier + PARAMS_WEIGHT * closeness
+            if score >= min_score:
+                scored.append((score, pk, _coarse(spec, keys[pk])[1] + reasons))
+    scored.sort(key=lambda s: (-s[0], -s[1]))
+    scored = scored[:limit]
+    records = store.get_runs([pk for _, pk, _ in scored], details=False)
     return [Prior(record, round(score, 3), pk in exact, tuple(reasons),
                   {} if pk in exact else _differences(spec, params.get(pk, {})))
             for (score, pk, reasons), record in zip(scored, records, strict=True)]
@@ -184,16 +183,14 @@ def best_prior(data: str | os.PathLike, metric: str, *, mode: str | None = None,
                project: str | None = None, workspace: Workspace | None = None) -> RunRecord | None:
     """The best finished run on this data (a DVC-tracked path or a hash prefix) by ``metric``
     (maximised unless its name says loss/error, or ``mode="min"``): the case to start from."""
-    from registry.store import _similar
+    from registry.store import similar as rows
 
     ws = workspace or load_workspace()
     mode = mode or ("min" if _MINIMISE.search(metric) else "max")
     if mode not in ("min", "max"):
         raise ValueError("mode must be 'min' or 'max'")
     store = ws.open_store()
-    with store.reading() as conn:
-        pks = _similar.best_on_data(conn, _data_hash(data, ws), metric, mode,
-                                    project_name=project)
+    pks = rows.best_on_data(store, _data_hash(data, ws), metric, mode, project_name=project)
     return store.get_run(pks[0]) if pks else None
 
 

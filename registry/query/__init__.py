@@ -15,9 +15,10 @@ Comparisons ``FIELD OP VALUE`` (OP: ``= == != < <= > >= ~``, ``~`` is case-insen
 
 from registry.query._api import SearchPage as SearchPage
 from registry.query._api import count as count
+from registry.query._api import count_up_to as count_up_to
 from registry.query._api import search as search
 from registry.query._api import search_pks as search_pks
 from registry.query._api import where as where
 from registry.query._fields import ATTRIBUTES as ATTRIBUTES
 
-__all__ = ["ATTRIBUTES", "SearchPage", "count", "search", "search_pks", "where"]
+__all__ = ["ATTRIBUTES", "SearchPage", "count", "count_up_to", "search", "search_pks", "where"]

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, func, select
+from sqlalchemy import ColumnElement, Connection, func, literal, select
 
 from registry.config import Workspace, load_workspace
 from registry.entities import RunRecord
@@ -13,7 +14,7 @@ from registry.query._shape import Shape, parsed
 from registry.query._sort import parse_sort
 from registry.store.schema import run
 
-__all__ = ["SearchPage", "count", "search", "search_pks"]
+__all__ = ["SearchPage", "count", "count_up_to", "search", "search_pks", "where"]
 
 
 @dataclass
@@ -29,15 +30,14 @@ class SearchPage:
 
 
 def search(query: str = "", *, sort: str | None = None, limit: int = 20, offset: int = 0,
-           workspace: Workspace | None = None) -> SearchPage:
-    """Runs of the workspace that match ``query``, one page of them, sorted by ``sort``
-    (default: newest first). Raises QueryError for a malformed query or sort."""
-    from registry.store import _reads
-
-    store = (workspace or load_workspace()).open_store()
+           workspace: Workspace | None = None, store: Any = None) -> SearchPage:
+    """Runs of the workspace (or of an open ``store``) that match ``query``, one page of them,
+    sorted by ``sort`` (default: newest first). Raises QueryError for a malformed query or
+    sort."""
+    store = store or (workspace or load_workspace()).open_store()
     with store.reading() as conn:
         pks = search_pks(conn, query, sort=sort, limit=limit + 1, offset=offset)
-        runs = _reads.get_runs(conn, pks[:limit], details=False)
+    runs = store.get_runs(pks[:limit], details=False)
     return SearchPage(runs, query, sort, limit, offset, has_more=len(pks) > limit)
 
 
@@ -56,6 +56,19 @@ def count(conn: Connection, query: str) -> int:
     stmt = select(func.count()).select_from(run)
     condition = where(conn, query)
     return conn.execute(stmt if condition is None else stmt.where(condition)).scalar_one()
+
+
+def count_up_to(store: Any, query: str, cap: int) -> tuple[int, bool]:
+    """How many runs match ``query``, counting no further than ``cap``: (the count, whether
+    counting stopped at ``cap``). Bounded work, however many runs match."""
+    rows = select(literal(1)).select_from(run)
+    with store.reading() as conn:
+        condition = where(conn, query)
+        if condition is not None:
+            rows = rows.where(condition)
+        found = conn.execute(select(func.count()).select_from(rows.limit(cap + 1).subquery())
+                             ).scalar_one()
+    return min(found, cap), found > cap
 
 
 def where(conn: Connection, query: str) -> ColumnElement[bool] | None:

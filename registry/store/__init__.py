@@ -1,7 +1,22 @@
 """The registry store: a SQLAlchemy URL in, plain records out.
 
-``SqlStore`` owns the engine and the transactions; the SQL itself lives in ``_writes`` and
-``_reads``. Every driver error leaves here as a :mod:`registry.errors` store error.
+``SqlStore`` owns the engine and the transactions and reads and writes runs; the SQL itself
+lives in ``_writes`` and ``_reads``. Every driver error leaves here as a
+:mod:`registry.errors` store error. The rest of the registry's SQL is here too, one public
+module per concern, each a few functions that take an open store:
+
+- :mod:`.mov`: MoV definitions and measurements;
+- :mod:`.similar`: the candidates of "has this been tried?";
+- :mod:`.backup`: whole runs, projects and MoV, read and restored for a backup;
+- :mod:`.links`: the MLflow bridge's links between registry and MLflow runs;
+- :mod:`.cards`: the catalog's index of model cards and its full-text search;
+- :mod:`.overview`: the dashboard's aggregates (facets, activity, duplicated fingerprints);
+- :mod:`.textindex`: the runs' and cards' full-text documents (SQLite FTS5, PostgreSQL
+  ``tsvector``);
+- :mod:`.roles`: a PostgreSQL login role that may only read the store;
+- :mod:`.schema` and ``migrations/``: the tables, and Alembic's upgrades between revisions.
+
+The query compiler (:mod:`registry.query`) is the one other place that builds SQL.
 """
 
 from __future__ import annotations
@@ -13,7 +28,7 @@ from typing import Any
 
 from sqlalchemy import Connection, delete, func, select, update
 
-from registry._history import Chunk
+from registry._history import Chunk, Columns
 from registry._params import ParamValue
 from registry.entities import DatasetUse, MetricPoint, MetricSummary, RunRecord
 from registry.errors import StoreReadOnlyError
@@ -23,12 +38,13 @@ from registry.store._engine import (
     normalise_url,
     read_options,
     safe_url,
+    sqlite_path,
     translate_errors,
 )
 from registry.store._migrate import check_schema, ensure_schema
 from registry.store.schema import run
 
-__all__ = ["SqlStore", "open_store", "safe_url"]
+__all__ = ["SqlStore", "normalise_url", "open_store", "safe_url", "sqlite_path"]
 
 _STORES: dict[tuple[str, bool], SqlStore] = {}
 _TEXT_FIELDS = frozenset({"name", "owner", "question", "notes", "conclusion"})
@@ -165,8 +181,36 @@ class SqlStore:
             return _reads.list_run_pks(conn, **filters)
 
     def run_exists(self, run_id: str) -> bool:
+        return self.key_of(run_id) is not None
+
+    def key_of(self, run_id: str) -> int | None:
+        """The integer key of the run with this full id, if the store has it."""
         with self.reading() as conn:
-            return conn.execute(select(run.c.pk).where(run.c.id == run_id)).first() is not None
+            return conn.execute(select(run.c.pk).where(run.c.id == run_id)).scalar()
+
+    def keys_of(self, run_ids: Sequence[str]) -> dict[str, int]:
+        """Integer keys of the runs with these full ids (ids it lacks are left out)."""
+        with self.reading() as conn:
+            return _reads.keys_of(conn, run_ids)
+
+    def metric_columns(self, run_pk: int,
+                       keys: Sequence[str] | None = None) -> dict[str, Columns]:
+        """A run's metric histories as (steps, values, times) arrays, in logging order."""
+        with self.reading() as conn:
+            return _reads.metric_columns(conn, run_pk, keys)
+
+    def stored_chunks(self, run_pk: int, chunks: Sequence[Chunk]) -> set[tuple[str, int]]:
+        """Which of ``chunks`` (by key and seq) the run's history already holds: a writer
+        whose commit may or may not have happened asks before trying again."""
+        if not chunks:
+            return set()
+        with self.reading() as conn:
+            return _reads.stored_chunks(conn, run_pk, chunks)
+
+    def summaries_with(self, run_pk: int, chunks: Sequence[Chunk]) -> list[MetricSummary]:
+        """Each metric's summary over its stored history plus ``chunks`` (not yet stored)."""
+        with self.reading() as conn:
+            return _reads.summaries_with(conn, run_pk, chunks)
 
     def metric_history(self, ref: str | int,
                        keys: Sequence[str] | None = None) -> dict[str, list[MetricPoint]]:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import heapq
 import re
 from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import Connection, Select, select
 
-from registry._history import Columns, decode
+from registry._history import Chunk, Columns, Summary, decode
 from registry._params import ParamValue
 from registry.entities import (
     ArtifactRecord,
@@ -31,7 +32,8 @@ from registry.store.schema import (
     tag,
 )
 
-__all__ = ["get_runs", "list_run_pks", "metric_columns", "metric_history", "resolve_run"]
+__all__ = ["get_runs", "keys_of", "list_run_pks", "metric_columns", "metric_history",
+           "resolve_run", "stored_chunks", "summaries_with"]
 
 _HEX = re.compile(r"[0-9a-f]{1,32}")
 
@@ -186,3 +188,44 @@ def _attach_artifacts(conn: Connection, records: dict[int, RunRecord]) -> None:
     for r in _by_run(conn, select(artifact).order_by(artifact.c.name), records):
         records[r.run_pk].artifacts.append(
             ArtifactRecord(r.name, r.sha256, r.size, r.uri, r.created_time))
+
+
+def keys_of(conn: Connection, run_ids: Sequence[str]) -> dict[str, int]:
+    """Integer keys of the runs with these full ids (ids the store lacks are left out)."""
+    found: dict[str, int] = {}
+    ids = list(run_ids)
+    for start in range(0, len(ids), 1000):
+        query = select(run.c.id, run.c.pk).where(run.c.id.in_(ids[start:start + 1000]))
+        found.update((run_id, pk) for run_id, pk in conn.execute(query))
+    return found
+
+
+def stored_chunks(conn: Connection, run_pk: int,
+                  chunks: Sequence[Chunk]) -> set[tuple[str, int]]:
+    """Which of ``chunks`` (by key and seq) the run's history already holds."""
+    keys = sorted({c[0] for c in chunks})
+    low = min(c[1] for c in chunks)
+    query = select(metric_chunk.c.key, metric_chunk.c.seq).where(
+        metric_chunk.c.run_pk == run_pk, metric_chunk.c.key.in_(keys), metric_chunk.c.seq >= low)
+    wanted = {(c[0], c[1]) for c in chunks}
+    return {(k, s) for k, s in conn.execute(query) if (k, s) in wanted}
+
+
+def summaries_with(conn: Connection, run_pk: int, new: Sequence[Chunk]) -> list[MetricSummary]:
+    """Each metric's summary over its stored history plus ``new`` chunks, folded in seq order."""
+    by_key: dict[str, list[Chunk]] = {}
+    for chunk in new:
+        by_key.setdefault(chunk[0], []).append(chunk)
+    out = []
+    mc = metric_chunk
+    for key, fresh in by_key.items():
+        query = (select(mc.c.seq, mc.c.steps, mc.c["values"], mc.c.times)
+                 .where(mc.c.run_pk == run_pk, mc.c.key == key).order_by(mc.c.seq)
+                 .execution_options(yield_per=16))
+        stored = ((seq, decode(s, v, t)) for seq, s, v, t in conn.execute(query))
+        added = sorted(((c[1], c[2:]) for c in fresh), key=lambda item: item[0])
+        summary = Summary()
+        for _, (steps, values, times) in heapq.merge(stored, added, key=lambda i: i[0]):
+            summary.add(steps, values, times)
+        out.append(summary.freeze(key))
+    return out

@@ -36,7 +36,7 @@ __all__ = [
 ]
 
 
-def _insert_for(conn: Connection):
+def dialect_insert(conn: Connection):
     if conn.dialect.name == "postgresql":
         from sqlalchemy.dialects.postgresql import insert as dialect_insert
     else:
@@ -49,7 +49,7 @@ def upsert(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]],
     """Insert rows, replacing the non-key columns of rows that already exist."""
     if not rows:
         return
-    stmt = _insert_for(conn)(table)
+    stmt = dialect_insert(conn)(table)
     updates = {c: stmt.excluded[c] for c in rows[0] if c not in keys}
     conn.execute(stmt.on_conflict_do_update(index_elements=list(keys), set_=updates), list(rows))
 
@@ -59,7 +59,7 @@ def ensure_project(conn: Connection, name: str) -> int:
     found = conn.execute(select(project.c.id).where(project.c.name == name)).scalar()
     if found is not None:
         return found
-    stmt = _insert_for(conn)(project).values(name=name, created_time=time.time())
+    stmt = dialect_insert(conn)(project).values(name=name, created_time=time.time())
     conn.execute(stmt.on_conflict_do_nothing(index_elements=["name"]))
     return conn.execute(select(project.c.id).where(project.c.name == name)).scalar_one()
 
@@ -119,7 +119,7 @@ def add_dataset_use(conn: Connection, run_pk: int, use: DatasetUse) -> None:
               "nfiles": use.nfiles, "remote": use.remote, "source": use.source}
     dataset_id = None
     if use.hash is not None:
-        stmt = _insert_for(conn)(dataset).values(**values)
+        stmt = dialect_insert(conn)(dataset).values(**values)
         conn.execute(stmt.on_conflict_do_nothing(index_elements=["hash", "path"]))
         dataset_id = conn.execute(
             select(dataset.c.id).where(dataset.c.hash == use.hash, dataset.c.path == use.path)

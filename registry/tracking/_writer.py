@@ -220,9 +220,7 @@ class MetricWriter:
 
     def _unwritten(self, chunks: list[Chunk]) -> list[Chunk]:
         """The chunks not yet stored (an earlier try may have committed before it failed)."""
-        from registry.tracking.spool import stored_seqs
-
         if not chunks:
             return chunks
-        stored = stored_seqs(self._store, self._run_pk, chunks)
+        stored = self._store.stored_chunks(self._run_pk, chunks)
         return [c for c in chunks if (c[0], c[1]) not in stored]

@@ -23,7 +23,6 @@ is durable in the store. A file that cannot be delivered stays and is reported.
 
 from __future__ import annotations
 
-import heapq
 import json
 import logging
 import math
@@ -36,8 +35,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from registry._history import Chunk, Summary
-from registry.entities import MetricSummary, RunStatus
+from registry._history import Chunk
+from registry.entities import RunStatus
 from registry.errors import CairnError, SpoolError
 
 __all__ = [
@@ -53,7 +52,6 @@ __all__ = [
     "spool_path",
     "spooled_files",
     "store_identity",
-    "stored_seqs",
     "write",
 ]
 
@@ -116,14 +114,9 @@ class DeliveryReport:
 
 def store_identity(url: str) -> str:
     """The store's URL without its password: what a spool file says it belongs to."""
-    from sqlalchemy.engine import make_url
+    from registry.store import normalise_url, safe_url
 
-    from registry.store._engine import normalise_url
-
-    try:
-        return make_url(normalise_url(url)).render_as_string(hide_password=True)
-    except Exception:  # not a URL SQLAlchemy can parse: compare it as it is
-        return url
+    return safe_url(normalise_url(url))
 
 
 def spool_dir(workspace) -> Path:
@@ -312,12 +305,12 @@ def _locked(path: Path) -> Iterator[Any]:
 def _deliver_chunks(store, pk: int, chunks: list[Chunk]) -> tuple[int, int]:
     if not chunks:
         return 0, 0
-    stored = stored_seqs(store, pk, chunks)
+    stored = store.stored_chunks(pk, chunks)
     new = [c for c in chunks if (c[0], c[1]) not in stored]
     skipped = sum(len(c[2]) for c in chunks) - sum(len(c[2]) for c in new)
     if not new:
         return 0, skipped
-    return store.log_metrics(pk, new, _summaries(store, pk, new)), skipped
+    return store.log_metrics(pk, new, store.summaries_with(pk, new)), skipped
 
 
 def _deliver_end(store, pk: int, spooled: Spooled) -> int:
@@ -334,43 +327,3 @@ def _deliver_end(store, pk: int, spooled: Spooled) -> int:
     store.update_run(pk, status=end.status, end_time=end.end_time, heartbeat_time=end.end_time,
                      failure=end.failure, warnings=[*warnings, note])
     return 1
-
-
-def stored_seqs(store, run_pk: int, chunks: Sequence[Chunk]) -> set[tuple[str, int]]:
-    """Which of ``chunks`` (by key and seq) the store already holds for the run."""
-    from sqlalchemy import select
-
-    from registry.store.schema import metric_chunk as mc
-
-    keys = sorted({c[0] for c in chunks})
-    low = min(c[1] for c in chunks)
-    query = select(mc.c.key, mc.c.seq).where(mc.c.run_pk == run_pk, mc.c.key.in_(keys),
-                                             mc.c.seq >= low)
-    wanted = {(c[0], c[1]) for c in chunks}
-    with store.reading() as conn:
-        return {(k, s) for k, s in conn.execute(query) if (k, s) in wanted}
-
-
-def _summaries(store, pk: int, new: list[Chunk]) -> list[MetricSummary]:
-    """Each metric's summary over its stored history plus ``new``, folded in seq order."""
-    from sqlalchemy import select
-
-    from registry._history import decode
-    from registry.store.schema import metric_chunk as mc
-
-    by_key: dict[str, list[Chunk]] = {}
-    for chunk in new:
-        by_key.setdefault(chunk[0], []).append(chunk)
-    out = []
-    with store.reading() as conn:
-        for key, fresh in by_key.items():
-            query = (select(mc.c.seq, mc.c.steps, mc.c["values"], mc.c.times)
-                     .where(mc.c.run_pk == pk, mc.c.key == key).order_by(mc.c.seq)
-                     .execution_options(yield_per=16))
-            stored = ((seq, decode(s, v, t)) for seq, s, v, t in conn.execute(query))
-            added = sorted(((c[1], c[2:]) for c in fresh), key=lambda item: item[0])
-            summary = Summary()
-            for _, (steps, values, times) in heapq.merge(stored, added, key=lambda i: i[0]):
-                summary.add(steps, values, times)
-            out.append(summary.freeze(key))
-    return out

@@ -18,25 +18,21 @@ a definition whose unit differs from the store's is refused (its values would be
 from __future__ import annotations
 
 import math
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, insert, select, update
-
 from registry._mov_entities import MovDefinition, as_name, as_number, as_text, make_definition
 from registry.errors import CairnError, ImportFormatError, StoreError
-from registry.knowledge.mov import _select_definitions, _select_measurements
-from registry.store import SqlStore, _writes
-from registry.store import schema as s
+from registry.store import SqlStore
+from registry.store import backup as rows
+from registry.store.mov import DEFINITION_FIELDS
 
 __all__ = ["FORMATS", "MOV_FORMAT", "PROJECT_FORMAT", "MovImport", "export_mov", "import_mov"]
 
 PROJECT_FORMAT = "cairn.project/1"
 MOV_FORMAT = "cairn.mov/1"
 FORMATS = (PROJECT_FORMAT, MOV_FORMAT)
-_DEFINITION_FIELDS = ("unit", "direction", "baseline", "target", "stakeholder", "description")
-_BATCH = 1000  # run ids per IN list
 
 
 @dataclass
@@ -68,47 +64,17 @@ def export_mov(store: SqlStore, *, project: str | None = None,
                run_pks: Collection[int] | None = None) -> Iterator[dict[str, Any]]:
     """Project and MoV records: of every project, of one, or, given runs, of their projects
     with only the measurements taken on those runs."""
-    with store.reading() as conn:
-        names = _scope(conn, project, run_pks)
-        runs = None if run_pks is None else _run_ids(conn, run_pks)
-        projects = conn.execute(select(s.project.c.name, s.project.c.description,
-                                       s.project.c.created_time).order_by(s.project.c.name)).all()
-        definitions, measured = [], {}
-        for name in (None,) if names is None else sorted(names):
-            definitions += _select_definitions(conn, name)
-            measured.update(_select_measurements(conn, name))
-        created = dict(conn.execute(select(s.mov_definition.c.id,
-                                           s.mov_definition.c.created_time)).all())
-    for name, description, created_time in projects:
-        if names is None or name in names:
+    snap = rows.mov_snapshot(store, project_name=project, run_pks=run_pks)
+    for name, description, created_time in snap.projects:
+        if snap.names is None or name in snap.names:
             yield {"format": PROJECT_FORMAT, "name": name, "description": description,
                    "created_time": created_time}
-    for key, definition in definitions:
-        yield {"format": MOV_FORMAT, **definition.to_dict(), "created_time": created[key],
+    for key, definition in snap.definitions:
+        yield {"format": MOV_FORMAT, **definition.to_dict(), "created_time": snap.created[key],
                "measurements": [{"value": m.value, "who": m.who, "time": m.time,
                                  "evidence": m.evidence, "run_id": m.run_id}
-                                for m in measured.get(key, [])
-                                if runs is None or m.run_id in runs]}
-
-
-def _scope(conn: Connection, name: str | None, run_pks: Collection[int] | None
-           ) -> set[str] | None:
-    """The project names to export; None for all."""
-    if run_pks is not None:
-        query = select(s.project.c.name).join(s.run, s.run.c.project_id == s.project.c.id)
-        return {n for batch in _batches(list(run_pks))
-                for n in conn.execute(query.where(s.run.c.pk.in_(batch))).scalars()}
-    return None if name is None else {name}
-
-
-def _run_ids(conn: Connection, run_pks: Collection[int]) -> set[str]:
-    return {i for batch in _batches(list(run_pks))
-            for i in conn.execute(select(s.run.c.id).where(s.run.c.pk.in_(batch))).scalars()}
-
-
-def _batches(items: list[Any]) -> Iterator[list[Any]]:
-    for start in range(0, len(items), _BATCH):
-        yield items[start:start + _BATCH]
+                                for m in snap.measured.get(key, [])
+                                if snap.run_ids is None or m.run_id in snap.run_ids]}
 
 
 # -- import -------------------------------------------------------------------------------------
@@ -122,9 +88,11 @@ def import_mov(store: SqlStore, records: list[tuple[int, dict[str, Any]]], *, re
     for number, data in sorted(records, key=lambda r: (r[1]["format"] != PROJECT_FORMAT, r[0])):
         try:
             if data["format"] == PROJECT_FORMAT:
-                _import_project(store, _project_of(data), replace, done)
+                done.projects += rows.restore_project(store, **_project_of(data),
+                                                      replace=replace)
             else:
-                _import_definition(store, number, *_definition_of(data), replace, done)
+                _add(done, rows.restore_definition(store, *_definition_of(data),
+                                                   replace=replace))
         except StoreError:
             raise
         except ImportFormatError as exc:
@@ -136,34 +104,21 @@ def import_mov(store: SqlStore, records: list[tuple[int, dict[str, Any]]], *, re
     return done
 
 
-def _project_of(data: dict[str, Any]) -> dict[str, Any]:
+def _add(done: MovImport, restored: rows.Restored) -> None:
+    for counter in ("definitions", "measurements", "present", "relinked", "unlinked"):
+        setattr(done, counter, getattr(done, counter) + getattr(restored, counter))
+
+
+def _project_of(data: Mapping[str, Any]) -> dict[str, Any]:
     name, description = data["name"], data.get("description")
     if not isinstance(name, str) or not name or not isinstance(description, (str, type(None))):
         raise TypeError("a project's name must be non-empty text and its description text or null")
     return {"name": name, "description": description, "created_time": _time(data)}
 
 
-def _import_project(store: SqlStore, values: dict[str, Any], replace: bool,
-                    done: MovImport) -> None:
-    with store.writing() as conn:
-        row = conn.execute(select(s.project).where(s.project.c.name == values["name"])).first()
-        if row is None:
-            conn.execute(insert(s.project).values(**values))
-            done.projects += 1
-            return
-        changes = {}
-        if values["created_time"] < row.created_time:  # the project existed since then
-            changes["created_time"] = values["created_time"]
-        if values["description"] != row.description and (replace or row.description is None):
-            changes["description"] = values["description"]
-        if changes:
-            conn.execute(update(s.project).where(s.project.c.id == row.id).values(**changes))
-            done.projects += 1
-
-
-def _definition_of(data: dict[str, Any]) -> tuple[MovDefinition, float, list[dict[str, Any]]]:
+def _definition_of(data: Mapping[str, Any]) -> tuple[MovDefinition, float, list[dict[str, Any]]]:
     definition = make_definition(data["project"], data["name"],
-                                 **{k: data.get(k) for k in _DEFINITION_FIELDS})
+                                 **{k: data.get(k) for k in DEFINITION_FIELDS})
     label = definition.name
     measurements = [{"value": as_number(label, "value", m["value"]),
                      "who": as_name(label, "who", m["who"]),
@@ -173,70 +128,13 @@ def _definition_of(data: dict[str, Any]) -> tuple[MovDefinition, float, list[dic
     return definition, _time(data), measurements
 
 
-def _import_definition(store: SqlStore, number: int, definition: MovDefinition,
-                       created_time: float, measurements: list[dict[str, Any]], replace: bool,
-                       done: MovImport) -> None:
-    with store.writing() as conn:
-        key = _definition_key(conn, number, definition, created_time, replace, done)
-        pks = _run_pks(conn, {m["run_id"] for m in measurements if m["run_id"]})
-        stored = {(m.time, m.who, m.value): (m.id, m.run_pk) for m in conn.execute(
-            select(s.mov_measurement).where(s.mov_measurement.c.definition_id == key))}
-        for m in measurements:
-            run_pk = pks.get(m["run_id"])
-            found = stored.get((m["time"], m["who"], m["value"]))
-            if found is None:
-                conn.execute(insert(s.mov_measurement).values(
-                    definition_id=key, run_pk=run_pk, value=m["value"], evidence=m["evidence"],
-                    who=m["who"], time=m["time"]))
-                stored[(m["time"], m["who"], m["value"])] = (None, run_pk)
-                done.measurements += 1
-                if m["run_id"] is not None and run_pk is None:
-                    done.unlinked += 1
-                continue
-            done.present += 1
-            if found[0] is not None and found[1] is None and run_pk is not None:
-                conn.execute(update(s.mov_measurement).where(s.mov_measurement.c.id == found[0])
-                             .values(run_pk=run_pk))
-                done.relinked += 1
-
-
-def _definition_key(conn: Connection, number: int, definition: MovDefinition,
-                    created_time: float, replace: bool, done: MovImport) -> int:
-    """The stored definition's key, creating it (or replacing it) from the backup's."""
-    project_id = _writes.ensure_project(conn, definition.project)
-    where = (s.mov_definition.c.project_id == project_id) & (
-        s.mov_definition.c.name == definition.name)
-    row = conn.execute(select(s.mov_definition).where(where)).first()
-    fields = {k: getattr(definition, k) for k in _DEFINITION_FIELDS}
-    if row is None:
-        done.definitions += 1
-        return conn.execute(insert(s.mov_definition).values(
-            project_id=project_id, name=definition.name, created_time=created_time, **fields)
-            .returning(s.mov_definition.c.id)).scalar_one()
-    if replace and any(row._mapping[k] != v for k, v in fields.items()):
-        conn.execute(update(s.mov_definition).where(where).values(**fields))
-        done.definitions += 1
-    elif row.unit != definition.unit:
-        raise ImportFormatError(number, f"MoV {definition.name!r} of project "
-                                        f"{definition.project!r} is measured in {row.unit!r} "
-                                        f"here and in {definition.unit!r} in the backup; "
-                                        "import with --replace to take the backup's")
-    return row.id
-
-
-def _run_pks(conn: Connection, run_ids: set[str]) -> dict[str, int]:
-    ids = sorted(run_ids)
-    return {i: pk for batch in _batches(ids)
-            for pk, i in conn.execute(select(s.run.c.pk, s.run.c.id).where(s.run.c.id.in_(batch)))}
-
-
 def _run_id(value: Any) -> str | None:
     if value is not None and not isinstance(value, str):
         raise TypeError("a measurement's run_id must be text or null")
     return value
 
 
-def _time(data: dict[str, Any]) -> float:
+def _time(data: Mapping[str, Any]) -> float:
     value = data["created_time"]
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         raise TypeError("created_time must be a finite number")

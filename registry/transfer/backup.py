@@ -18,16 +18,14 @@ from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from sqlalchemy import select
-
 from registry._fingerprint import data_key, model_family
 from registry._history import Summary, split
 from registry._params import ParamValue
 from registry.artifacts import check_sha256, clean_name
 from registry.entities import DatasetUse, MetricSummary
 from registry.errors import CairnError, ImportFormatError, StoreError
-from registry.store import SqlStore, _reads, _writes, textindex
-from registry.store.schema import param, run
+from registry.store import SqlStore
+from registry.store import backup as rows
 from registry.transfer._mov import FORMATS, MOV_FORMAT, PROJECT_FORMAT, MovImport, import_mov
 from registry.transfer._mov import export_mov as export_mov
 
@@ -40,7 +38,7 @@ _RUN_FIELDS = ("id", "name", "owner", "start_time", "end_time", "heartbeat_time"
                "command", "entry_point", "cwd", "hostname", "hardware", "environment",
                "warnings", "mlflow_run_id")
 _KNOWN = (FORMAT, *FORMATS)
-_KEYS = ("model_family", "data_key")  # run columns that RunRecord does not carry
+_KEYS = rows.SIMILARITY_KEYS
 _NONFINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
 
 
@@ -57,16 +55,12 @@ class ImportResult:
 def export_runs(store: SqlStore, pks: Iterable[int]) -> Iterator[dict[str, Any]]:
     """One JSON-ready dict per run."""
     for pk in pks:
-        with store.reading() as conn:
-            record = _reads.get_runs(conn, [pk])[0]
-            history = _reads.metric_history(conn, pk)
-            params = conn.execute(select(param.c.key, param.c.vtype, param.c.value_text)
-                                  .where(param.c.run_pk == pk).order_by(param.c.key)).all()
-            keys = conn.execute(select(*(run.c[k] for k in _KEYS)).where(run.c.pk == pk)).one()
+        snap = rows.run_snapshot(store, pk)
+        record, history = snap.record, snap.history
         data = {"format": FORMAT, "project": record.project, "status": record.stored_status,
                 **{f: getattr(record, f) for f in _RUN_FIELDS}, "code": record.code,
-                **dict(zip(_KEYS, keys, strict=True))}
-        data["params"] = {k: {"type": t, "text": text} for k, t, text in params}
+                **snap.keys}
+        data["params"] = {k: {"type": t, "text": text} for k, t, text in snap.params}
         data["tags"] = record.tags
         data["metrics"] = {k: {"step": [p.step for p in pts], "value": [_num(p.value) for p in pts],
                                "time": [p.time for p in pts]} for k, pts in history.items()}
@@ -142,20 +136,12 @@ def _insert(store: SqlStore, data: dict[str, Any], number: int) -> None:
                       git_remote=code.get("remote"), git_dirty=code.get("dirty"),
                       git_diff_sha256=code.get("diff_sha256"))
         values.update(_similarity_keys(data, params, datasets))
-        with store.writing() as conn:
-            project_id = _writes.ensure_project(conn, data["project"])
-            pk = _writes.insert_run(conn, {**values, "project_id": project_id})
-            _writes.insert_params(conn, pk, params)
-            _writes.set_tags(conn, pk, data.get("tags", {}))
-            _writes.insert_chunks(conn, pk, [(key, seq, *part) for key, cols in history.items()
-                                             for seq, part in enumerate(split(*cols))])
-            _writes.upsert_summaries(conn, pk, [_summary(k, *cols) for k, cols in history.items()
-                                                if cols[0]])
-            for use in datasets:
-                _writes.add_dataset_use(conn, pk, use)
-            for artifact in artifacts:
-                _writes.add_artifact(conn, pk, *artifact)
-            textindex.refresh(conn, [pk])
+        rows.restore_run(
+            store, data["project"], values, params=params, tags=data.get("tags", {}),
+            chunks=[(key, seq, *part) for key, cols in history.items()
+                    for seq, part in enumerate(split(*cols))],
+            summaries=[_summary(k, *cols) for k, cols in history.items() if cols[0]],
+            datasets=datasets, artifacts=artifacts)
     except StoreError:
         raise
     except CairnError as exc:

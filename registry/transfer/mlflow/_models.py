@@ -1,4 +1,4 @@
-"""Fine-tuned models through MLflow's flavours, by plugins; MoV and artifact look-ups.
+"""Fine-tuned models through MLflow's flavours, by plugins; artifact look-ups.
 
 The registry imports no model code: loggers are found through the ``cairn.mlflow_models``
 entry point group (the zoo declares ``zoo._mlflow:log_model``). A logger is called as
@@ -10,34 +10,14 @@ from __future__ import annotations
 
 import re
 import tempfile
-from collections.abc import Sequence
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, select
-
-from registry._mov_entities import MovMeasurement
-from registry.store.schema import model_card, mov_definition, mov_measurement
-
-__all__ = ["list_files", "log_model", "mov_of", "registered_name"]
+__all__ = ["list_files", "log_model", "registered_name"]
 
 GROUP = "cairn.mlflow_models"
 _NAME_BAD = re.compile(r"[/:\s]+")
-
-
-def mov_of(conn: Connection, pks: Sequence[int]) -> dict[int, list[MovMeasurement]]:
-    """MoV measurements of these runs, oldest first, by run key."""
-    d, m = mov_definition, mov_measurement
-    query = (select(m.c.run_pk, d.c.name, m.c.value, d.c.unit, m.c.who, m.c.time, m.c.evidence)
-             .join(d, d.c.id == m.c.definition_id).where(m.c.run_pk.in_(list(pks)))
-             .order_by(m.c.time, m.c.id))
-    found: dict[int, list[MovMeasurement]] = {}
-    for row in conn.execute(query):
-        found.setdefault(row.run_pk, []).append(MovMeasurement(
-            project="", name=row.name, value=row.value, unit=row.unit, who=row.who,
-            time=row.time, evidence=row.evidence))
-    return found
 
 
 def list_files(client: Any, run_id: str, path: str | None = None) -> list[tuple[str, int]]:
@@ -51,11 +31,10 @@ def list_files(client: Any, run_id: str, path: str | None = None) -> list[tuple[
 
 def registered_name(store, record: Any) -> str:
     """The catalog card's name when a card lists this run, else ``project-run name``."""
-    with store.reading() as conn:
-        cards = conn.execute(select(model_card.c.name, model_card.c.front_matter)
-                             .order_by(model_card.c.name)).all()
-    for name, front in cards:
-        runs = (front or {}).get("runs") or []
+    from registry.store import cards
+
+    for card in cards.rows(store):
+        name, runs = card.name, card.front_matter.get("runs") or []
         if any(isinstance(r, str) and len(r) >= 4 and record.id.startswith(r) for r in runs):
             return name
     base = f"{record.project}-{record.name or record.id[:8]}"

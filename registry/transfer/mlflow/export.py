@@ -21,15 +21,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
-
 from registry.artifacts import ArtifactStore
 from registry.config import Workspace, load_workspace
 from registry.errors import CairnError
-from registry.store import SqlStore, _reads
-from registry.store.schema import run as run_table
+from registry.store import SqlStore
+from registry.store import links as _links
+from registry.store import mov as stored_mov
 from registry.transfer.backup import export_runs as read_records
-from registry.transfer.mlflow import _client, _links, _models
+from registry.transfer.mlflow import _client, _models
 from registry.transfer.mlflow import _convert as cv
 from registry.transfer.mlflow._payload import Payload, build
 from registry.transfer.mlflow._result import SyncResult
@@ -66,9 +65,7 @@ def export_runs(tracking_uri: str, *, project: str | None = None,
 
 def select_runs(store: SqlStore, project: str | None, since: Any) -> list[int]:
     """Run keys of a project (or all), oldest first, optionally started since a time."""
-    with store.reading() as conn:
-        pks = _reads.list_run_pks(conn, project_name=project, since=parse_since(since),
-                                  limit=10**12)
+    pks = store.run_keys(project_name=project, since=parse_since(since), limit=10**12)
     return list(reversed(pks))
 
 
@@ -122,11 +119,9 @@ class Exporter:
         return result
 
     def _page(self, pks: Sequence[int]) -> Iterable[tuple[int, Any, list]]:
-        with self.store.reading() as conn:
-            ids = dict(conn.execute(select(run_table.c.id, run_table.c.pk)
-                                    .where(run_table.c.pk.in_(list(pks)))).all())
-            records = _reads.get_runs(conn, pks)
-            mov = _models.mov_of(conn, pks)
+        records = self.store.get_runs(pks)
+        mov = stored_mov.of_runs(self.store, pks)
+        ids = self.store.keys_of([r.id for r in records])
         for record in records:
             yield ids[record.id], record, mov.get(ids[record.id], [])
 

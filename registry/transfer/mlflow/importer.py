@@ -23,9 +23,10 @@ from typing import Any
 
 from registry.config import Workspace, load_workspace
 from registry.store import SqlStore
+from registry.store import links as _links
 from registry.transfer.backup import FORMAT
 from registry.transfer.backup import import_runs as insert_records
-from registry.transfer.mlflow import _client, _links
+from registry.transfer.mlflow import _client
 from registry.transfer.mlflow import _convert as cv
 from registry.transfer.mlflow._models import list_files
 from registry.transfer.mlflow._result import SyncResult
@@ -106,7 +107,7 @@ class Importer:
             return "unchanged"
         origin = r.data.tags.get(cv.RUN_ID, "")
         if link is None and _RUN_ID.fullmatch(origin):
-            pk = _links.run_pk_of(self.store, origin)
+            pk = self.store.key_of(origin)
             if pk is not None:  # exported from this registry, under another URI spelling
                 if not _links.for_runs(self.store, self.uri, [pk]):
                     _links.save(self.store, self.uri, _links.Link(
@@ -123,7 +124,7 @@ class Importer:
         if outcome.errors:
             result.failed[mid] = str(outcome.errors[0])
             return "failed"
-        pk = _links.run_pk_of(self.store, run_id)
+        pk = self.store.key_of(run_id)
         _links.save(self.store, self.uri, _links.Link(pk, mid, r.info.experiment_id, "import",
                                                       digest))
         result.run_ids[mid] = run_id

@@ -1,5 +1,5 @@
 """The ``mlflow_link`` table: which MLflow run mirrors (or was the source of) a registry run,
-per tracking URI, and a digest of what was last synchronised."""
+per tracking URI, and a digest of what was last synchronised (the MLflow bridge's state)."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from dataclasses import dataclass
 from sqlalchemy import select
 
 from registry.store import _writes
-from registry.store.schema import mlflow_link, run
+from registry.store.schema import mlflow_link
 
-__all__ = ["Link", "by_mlflow_id", "for_runs", "run_pk_of", "save"]
+__all__ = ["Link", "by_mlflow_id", "for_runs", "of_run", "save"]
 
 
 @dataclass(frozen=True)
@@ -58,7 +58,9 @@ def save(store, uri: str, link: Link) -> None:
         _writes.update_run(conn, link.run_pk, {"mlflow_run_id": link.mlflow_run_id})
 
 
-def run_pk_of(store, run_id: str) -> int | None:
-    """The key of the registry run with this id, if there is one."""
+def of_run(store, run_pk: int) -> list[tuple[str, Link]]:
+    """Every link of one run: (tracking URI, link), by URI."""
     with store.reading() as conn:
-        return conn.execute(select(run.c.pk).where(run.c.id == run_id)).scalar()
+        rows = conn.execute(select(mlflow_link).where(mlflow_link.c.run_pk == run_pk)
+                            .order_by(mlflow_link.c.tracking_uri))
+        return [(row.tracking_uri, _link(row)) for row in rows]

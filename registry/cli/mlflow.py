@@ -77,19 +77,14 @@ def import_command(tracking_uri: str | None, experiments: tuple[str, ...],
 @click.argument("run_ref", metavar="RUN")
 def status_command(run_ref: str) -> None:
     """The MLflow runs linked to RUN, per tracking URI."""
-    from sqlalchemy import select
-
     from registry.config import load_workspace
-    from registry.store.schema import mlflow_link
+    from registry.store import links
 
     store = load_workspace().open_store()
-    pk = store.resolve(run_ref)
-    with store.reading() as conn:
-        rows = conn.execute(select(mlflow_link).where(mlflow_link.c.run_pk == pk)
-                            .order_by(mlflow_link.c.tracking_uri)).all()
-    if not rows:
+    found = links.of_run(store, store.resolve(run_ref))
+    if not found:
         click.echo("not linked to any MLflow run")
-    for row in rows:
-        state = "in sync" if row.digest else "changed or incomplete"
-        click.echo(f"{row.direction} {row.tracking_uri} run {row.mlflow_run_id} "
-                   f"(experiment {row.experiment_id}, {state})")
+    for uri, link in found:
+        state = "in sync" if link.digest else "changed or incomplete"
+        click.echo(f"{link.direction} {uri} run {link.mlflow_run_id} "
+                   f"(experiment {link.experiment_id}, {state})")
