@@ -13,6 +13,7 @@ demo: setup
 
 test: setup
 	bash .ci/postgres
+	$(VENV)/bin/lint-imports --no-cache --no-logo
 	$(PY) -m pytest
 
 setup: $(VENV)/.installed
@@ -23,6 +24,7 @@ $(VENV)/.installed: pyproject.toml .ci/setup .ci/constraints.txt
 
 lint: setup
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports --no-cache --no-logo
 
 bench: setup
 	$(PY) benchmarks/bench_registry.py
