@@ -25,7 +25,7 @@ STATUSES = (*RunStatus.ENDED, RunStatus.RUNNING, RunStatus.CRASHED)
 
 def get_runs(store, refs: Sequence[str]) -> list[RunRecord]:
     """Full records (params, tags, data, artifacts) of runs given by id, prefix or name."""
-    return store.get_runs([store.resolve(ref) for ref in refs])
+    return store.get_runs(store.resolve_all(refs))
 
 
 def known_runs(store, refs: Sequence[str]) -> list[RunRecord]:

@@ -140,3 +140,58 @@ def test_a_writable_postgres_store_keeps_one_connection():
         finally:
             writable.close()
             reader.close()
+
+
+def _runs(store: SqlStore) -> int:
+    with store.reading() as conn:
+        return conn.execute(text("SELECT count(*) FROM run")).scalar_one()
+
+
+def test_reads_in_a_snapshot_share_one_transaction(store_url):
+    store, other = SqlStore(store_url), SqlStore(store_url)
+    try:
+        with store.snapshot():
+            with store.reading() as first, store.reading() as second:
+                assert first is second
+            before = _runs(store)
+            other.create_run("p", {"id": "a" * 32, "owner": "o", "status": "RUNNING",
+                                   "start_time": 1.0}, {}, {})
+            assert _runs(store) == before  # the snapshot's view does not move
+            with store.snapshot():  # nested: the same snapshot
+                assert _runs(store) == before
+        assert _runs(store) == before + 1
+    finally:
+        store.close()
+        other.close()
+
+
+def test_writing_inside_a_snapshot_is_refused(store_url):
+    store = SqlStore(store_url)
+    try:
+        with store.snapshot(), pytest.raises(RuntimeError, match="after the snapshot"):
+            store.set_tags(1, {"k": "v"})
+        with store.snapshot():
+            pass
+        assert store.list_runs() == []
+    finally:
+        store.close()
+
+
+def test_a_snapshot_is_its_own_threads(store_url):
+    import threading
+
+    store = SqlStore(store_url)
+    seen = []
+    try:
+        with store.snapshot(), store.reading() as mine:
+            worker = threading.Thread(target=lambda: seen.append(_other_conn(store, mine)))
+            worker.start()
+            worker.join()
+        assert seen == [True]
+    finally:
+        store.close()
+
+
+def _other_conn(store: SqlStore, mine) -> bool:
+    with store.reading() as conn:
+        return conn is not mine

@@ -9,16 +9,28 @@ Search is the query compiler's (:mod:`registry.query`). Every read and write her
 through :mod:`registry.store`.
 """
 
-from registry.knowledge.comparison import Comparison as Comparison
-from registry.knowledge.comparison import compare as compare
-from registry.knowledge.mov import MovProgress as MovProgress
-from registry.knowledge.mov import define_mov as define_mov
-from registry.knowledge.mov import mov_progress as mov_progress
-from registry.knowledge.mov import record_mov as record_mov
-from registry.knowledge.similarity import Prior as Prior
-from registry.knowledge.similarity import RunSpec as RunSpec
-from registry.knowledge.similarity import best_prior as best_prior
-from registry.knowledge.similarity import similar as similar
+import importlib
+
+# Loaded on first use (PEP 562): start_run needs similarity only, not comparison or MoV.
+_LAZY = {
+    "Comparison": "comparison", "compare": "comparison",
+    "MovProgress": "mov", "define_mov": "mov", "mov_progress": "mov", "record_mov": "mov",
+    "Prior": "similarity", "RunSpec": "similarity", "best_prior": "similarity",
+    "similar": "similarity",
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        value = getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_LAZY])
+
 
 __all__ = [
     "Comparison",

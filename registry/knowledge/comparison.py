@@ -136,9 +136,10 @@ def compare(run_refs: Sequence[str], *, workspace: Workspace | None = None,
     keys = [history_keys] if isinstance(history_keys, str) else (
         None if history_keys is None else list(history_keys))
     store = store or _open_store(workspace)
-    pks = _unique_pks(refs, [store.resolve(ref) for ref in refs])
-    runs = store.get_runs(pks)
-    columns = [store.metric_columns(pk, keys) if keys != [] else {} for pk in pks]
+    with store.snapshot():  # one consistent view of runs that may still be written
+        pks = _unique_pks(refs, store.resolve_all(refs))
+        runs = store.get_runs(pks)
+        columns = store.metric_columns(pks, keys) if keys != [] else [{} for _ in pks]
     return build_comparison(runs, columns, max_points=max_points)
 
 

@@ -119,13 +119,28 @@ def find_priors(store, spec: RunSpec, *, exclude: int | None = None, limit: int 
     """
     from registry.store import similar as rows
 
-    exact = set(rows.same_fingerprint(store, spec.fingerprint, exclude=exclude))
-    pool = list(dict.fromkeys([*exact, *rows.candidates(
-        store, data_key=spec.data_key, family=spec.family, exclude=exclude)]))
-    keys = rows.keys_of(store, pool)
+    with store.snapshot():  # one read transaction for the pool, its params and records
+        found = rows.pool(store, fingerprint=spec.fingerprint, data_key=spec.data_key,
+                          family=spec.family, exclude=exclude)
+        scored, params = _score(store, spec, found, limit, min_score)
+        records = store.get_runs([pk for _, pk, _ in scored], details=False)
+    exact = set(found.exact)
+    return [Prior(record, round(score, 3), pk in exact, tuple(reasons),
+                  {} if pk in exact else _differences(spec, params.get(pk, {})))
+            for (score, pk, reasons), record in zip(scored, records, strict=True)]
+
+
+def _score(store, spec: RunSpec, found: Any, limit: int, min_score: float
+           ) -> tuple[list[tuple[float, int, list[str]]], dict[int, dict[str, ParamValue]]]:
+    """The best ``limit`` candidates scoring at least ``min_score``, best first, and the params
+    read on the way (tier by tier, stopping at the first tier that cannot make the list)."""
+    from registry.store import similar as rows
+
+    exact = set(found.exact)
     scored = [(1.0, pk, ["same code, params and data"]) for pk in sorted(exact)]
     params: dict[int, dict[str, ParamValue]] = {}
-    for tier, pks in _tiers(spec, [pk for pk in pool if pk not in exact], keys):
+    for tier, pks in _tiers(spec, [pk for pk in found.candidates if pk not in exact],
+                            found.keys):
         floor = sorted(s for s, _, _ in scored)[-limit] if len(scored) >= limit else 0.0
         if tier + PARAMS_WEIGHT < max(min_score, floor):
             break
@@ -134,13 +149,9 @@ def find_priors(store, spec: RunSpec, *, exclude: int | None = None, limit: int 
             closeness, reasons = _closeness(spec, params.get(pk, {}))
             score = tier + PARAMS_WEIGHT * closeness
             if score >= min_score:
-                scored.append((score, pk, _coarse(spec, keys[pk])[1] + reasons))
+                scored.append((score, pk, _coarse(spec, found.keys[pk])[1] + reasons))
     scored.sort(key=lambda s: (-s[0], -s[1]))
-    scored = scored[:limit]
-    records = store.get_runs([pk for _, pk, _ in scored], details=False)
-    return [Prior(record, round(score, 3), pk in exact, tuple(reasons),
-                  {} if pk in exact else _differences(spec, params.get(pk, {})))
-            for (score, pk, reasons), record in zip(scored, records, strict=True)]
+    return scored[:limit], params
 
 
 def _tiers(spec: RunSpec, pks: list[int], keys: Mapping[int, tuple[str | None, str | None]]):

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
@@ -63,6 +64,7 @@ class SqlStore:
     def __init__(self, url: str, *, readonly: bool = False, migrate: bool = True) -> None:
         self.url = normalise_url(url)
         self.readonly = readonly
+        self._snapshot = threading.local()  # the read transaction snapshot() holds, per thread
         with translate_errors(self.url):
             self.engine = make_engine(self.url, readonly=readonly)
             if migrate and not readonly:
@@ -79,14 +81,44 @@ class SqlStore:
         """A write transaction: committed on success, rolled back on error."""
         if self.readonly:
             raise StoreReadOnlyError(safe_url(self.url))
+        if getattr(self._snapshot, "conn", None) is not None:
+            # A writable PostgreSQL store keeps one connection: the snapshot holds it.
+            raise RuntimeError("write after the snapshot() block, not inside it")
         with translate_errors(self.url), self.engine.begin() as conn:
             yield conn
 
     @contextlib.contextmanager
     def reading(self) -> Iterator[Connection]:
-        """A read-only transaction."""
+        """A read-only transaction (inside :meth:`snapshot`, the snapshot's)."""
+        held = getattr(self._snapshot, "conn", None)
+        if held is not None:
+            yield held
+            return
+        with self._read_transaction() as conn:
+            yield conn
+
+    @contextlib.contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """Reads made in this block, by this thread, share one read transaction: one
+        consistent view of the store and one round of connection set-up, for a caller that
+        reads through several store functions. Writing inside the block is an error."""
+        if getattr(self._snapshot, "conn", None) is not None:
+            yield
+            return
+        # SQLite in WAL mode reads one snapshot per transaction; PostgreSQL needs REPEATABLE
+        # READ for that (its READ COMMITTED shows each statement the latest commits).
+        repeatable = {"isolation_level": "REPEATABLE READ"} if self.dialect == "postgresql" else {}
+        with self._read_transaction(**repeatable) as conn:
+            self._snapshot.conn = conn
+            try:
+                yield
+            finally:
+                self._snapshot.conn = None
+
+    @contextlib.contextmanager
+    def _read_transaction(self, **options: Any) -> Iterator[Connection]:
         with translate_errors(self.url), self.engine.connect() as conn:
-            conn = conn.execution_options(**read_options())
+            conn = conn.execution_options(**read_options(), **options)
             with conn.begin():
                 yield conn
 
@@ -161,6 +193,11 @@ class SqlStore:
         with self.reading() as conn:
             return _reads.resolve_run(conn, ref)
 
+    def resolve_all(self, refs: Sequence[str]) -> list[int]:
+        """The integer keys of several runs (see :meth:`resolve`), in one transaction."""
+        with self.reading() as conn:
+            return [_reads.resolve_run(conn, ref) for ref in refs]
+
     def get_run(self, ref: str | int) -> RunRecord:
         with self.reading() as conn:
             pk = ref if isinstance(ref, int) else _reads.resolve_run(conn, ref)
@@ -193,11 +230,11 @@ class SqlStore:
         with self.reading() as conn:
             return _reads.keys_of(conn, run_ids)
 
-    def metric_columns(self, run_pk: int,
-                       keys: Sequence[str] | None = None) -> dict[str, Columns]:
-        """A run's metric histories as (steps, values, times) arrays, in logging order."""
+    def metric_columns(self, run_pks: Sequence[int],
+                       keys: Sequence[str] | None = None) -> list[dict[str, Columns]]:
+        """Each run's metric histories as (steps, values, times) arrays, in logging order."""
         with self.reading() as conn:
-            return _reads.metric_columns(conn, run_pk, keys)
+            return [_reads.metric_columns(conn, pk, keys) for pk in run_pks]
 
     def stored_chunks(self, run_pk: int, chunks: Sequence[Chunk]) -> set[tuple[str, int]]:
         """Which of ``chunks`` (by key and seq) the run's history already holds: a writer

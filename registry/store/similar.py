@@ -1,35 +1,50 @@
 """Queries behind "has this been tried?": candidates by fingerprint, data and model family.
 
-Each function reads in a transaction of its own; the scoring is
+Each function reads in one transaction of its own; the scoring is
 :mod:`registry.knowledge.similarity`'s."""
 
 from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Select, select, union
+from sqlalchemy import Connection, Select, select, union
 
 from registry._params import ParamValue
 from registry.store.schema import dataset, metric_summary, project, run, run_dataset
 
-__all__ = ["best_on_data", "candidates", "keys_of", "params_of", "same_fingerprint"]
+__all__ = ["Pool", "best_on_data", "params_of", "pool"]
 
 
-def same_fingerprint(store: Any, fingerprint: str, *, exclude: int | None = None,
-                     limit: int = 20) -> list[int]:
-    """Runs with exactly this fingerprint, newest first."""
-    query = (select(run.c.pk).where(run.c.fingerprint == fingerprint)
-             .order_by(run.c.start_time.desc()).limit(limit))
+@dataclass(frozen=True)
+class Pool:
+    """The runs worth scoring against a spec: those with its exact fingerprint, then the
+    newest on the same data and family, on the same data, of the same family; with each
+    one's (data_key, model_family)."""
+
+    exact: list[int]
+    candidates: list[int]  # exact ones first, each run once
+    keys: dict[int, tuple[str | None, str | None]]
+
+
+def pool(store: Any, *, fingerprint: str, data_key: str | None, family: str | None,
+         exclude: int | None = None, exact_limit: int = 20, limit: int = 40) -> Pool:
+    """The candidate runs for "has this been tried?", read in one transaction (``limit`` of
+    each kind, every one read from a (key, start_time) index); ``exclude``: the run itself."""
     with store.reading() as conn:
-        return [pk for pk in conn.execute(query).scalars() if pk != exclude]
+        exact = [pk for pk in conn.execute(
+            select(run.c.pk).where(run.c.fingerprint == fingerprint)
+            .order_by(run.c.start_time.desc()).limit(exact_limit)).scalars() if pk != exclude]
+        found = list(dict.fromkeys([*exact, *_candidates(conn, data_key, family, limit)]))
+        found = [pk for pk in found if pk != exclude]
+        keys = _keys_of(conn, found)
+    return Pool(exact, found, keys)
 
 
-def candidates(store: Any, *, data_key: str | None, family: str | None,
-               exclude: int | None = None, limit: int = 40) -> list[int]:
-    """The newest runs on the same data and family, on the same data, and of the same family
-    (``limit`` of each, every one read from a (key, start_time) index)."""
+def _candidates(conn: Connection, data_key: str | None, family: str | None,
+                limit: int) -> list[int]:
     parts: list[Select] = []
     if data_key and family:
         parts.append(_newest((run.c.data_key == data_key) & (run.c.model_family == family),
@@ -40,9 +55,7 @@ def candidates(store: Any, *, data_key: str | None, family: str | None,
         parts.append(_newest(run.c.model_family == family, limit))
     if not parts:
         return []
-    query = parts[0] if len(parts) == 1 else union(*parts)
-    with store.reading() as conn:
-        return [pk for pk in conn.execute(query).scalars() if pk != exclude]
+    return list(conn.execute(parts[0] if len(parts) == 1 else union(*parts)).scalars())
 
 
 def _newest(condition, limit: int) -> Select:
@@ -71,11 +84,10 @@ def params_of(store: Any, pks: Sequence[int]) -> dict[int, dict[str, ParamValue]
     return out
 
 
-def keys_of(store: Any, pks: Sequence[int]) -> dict[int, tuple[str | None, str | None]]:
-    """(data_key, model_family) of several runs."""
+def _keys_of(conn: Connection, pks: Sequence[int]
+             ) -> dict[int, tuple[str | None, str | None]]:
     query = select(run.c.pk, run.c.data_key, run.c.model_family).where(run.c.pk.in_(list(pks)))
-    with store.reading() as conn:
-        return {pk: (key, family) for pk, key, family in conn.execute(query)}
+    return {pk: (key, family) for pk, key, family in conn.execute(query)}
 
 
 def best_on_data(store: Any, hash_prefix: str, metric: str, mode: str, *,
