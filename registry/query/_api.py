@@ -35,9 +35,9 @@ def search(query: str = "", *, sort: str | None = None, limit: int = 20, offset:
     sorted by ``sort`` (default: newest first). Raises QueryError for a malformed query or
     sort."""
     store = store or (workspace or load_workspace()).open_store()
-    with store.reading() as conn:
+    with store.snapshot(), store.reading() as conn:  # the page and its records: one view
         pks = search_pks(conn, query, sort=sort, limit=limit + 1, offset=offset)
-    runs = store.get_runs(pks[:limit], details=False)
+        runs = store.get_runs(pks[:limit], details=False)
     return SearchPage(runs, query, sort, limit, offset, has_more=len(pks) > limit)
 
 
