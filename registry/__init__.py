@@ -11,13 +11,12 @@ MLflow are imported when first used. The knowledge layer is reached from here to
 ``registry.best_prior(data, metric)``, ``registry.mov_progress(project)``.
 """
 
-import importlib
-
 # Bind Python's SQLite now: a framework imported later (TensorFlow) that brings its own SQLite
 # without FTS5 would otherwise replace it for the whole process (see store._engine).
 import sqlite3  # noqa: F401
 
 from registry import errors as errors
+from registry._lazy import lazy_names
 from registry.client import get_run as get_run
 from registry.client import list_runs as list_runs
 from registry.client import metric_history as metric_history
@@ -43,16 +42,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str):
-    if name in _LAZY:
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'registry' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *_LAZY])
+__getattr__, __dir__ = lazy_names(__name__, _LAZY)
 
 __all__ = [
     "Run",

@@ -9,28 +9,17 @@ Search is the query compiler's (:mod:`registry.query`). Every read and write her
 through :mod:`registry.store`.
 """
 
-import importlib
+from registry._lazy import lazy_names
 
 # Loaded on first use (PEP 562): start_run needs similarity only, not comparison or MoV.
 _LAZY = {
-    "Comparison": "comparison", "compare": "comparison",
-    "MovProgress": "mov", "define_mov": "mov", "mov_progress": "mov", "record_mov": "mov",
-    "Prior": "similarity", "RunSpec": "similarity", "best_prior": "similarity",
-    "similar": "similarity",
+    **dict.fromkeys(("Comparison", "compare"), "registry.knowledge.comparison"),
+    **dict.fromkeys(("MovProgress", "define_mov", "mov_progress", "record_mov"),
+                    "registry.knowledge.mov"),
+    **dict.fromkeys(("Prior", "RunSpec", "best_prior", "similar"),
+                    "registry.knowledge.similarity"),
 }
-
-
-def __getattr__(name: str):
-    if name in _LAZY:
-        value = getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *_LAZY])
-
+__getattr__, __dir__ = lazy_names(__name__, _LAZY)
 
 __all__ = [
     "Comparison",

@@ -81,7 +81,7 @@ class SqlStore:
         """A write transaction: committed on success, rolled back on error."""
         if self.readonly:
             raise StoreReadOnlyError(safe_url(self.url))
-        if getattr(self._snapshot, "conn", None) is not None:
+        if self._held() is not None:
             # A writable PostgreSQL store keeps one connection: the snapshot holds it.
             raise RuntimeError("write after the snapshot() block, not inside it")
         with translate_errors(self.url), self.engine.begin() as conn:
@@ -90,7 +90,7 @@ class SqlStore:
     @contextlib.contextmanager
     def reading(self) -> Iterator[Connection]:
         """A read-only transaction (inside :meth:`snapshot`, the snapshot's)."""
-        held = getattr(self._snapshot, "conn", None)
+        held = self._held()
         if held is not None:
             yield held
             return
@@ -102,7 +102,7 @@ class SqlStore:
         """Reads made in this block, by this thread, share one read transaction: one
         consistent view of the store and one round of connection set-up, for a caller that
         reads through several store functions. Writing inside the block is an error."""
-        if getattr(self._snapshot, "conn", None) is not None:
+        if self._held() is not None:
             yield
             return
         # SQLite in WAL mode reads one snapshot per transaction; PostgreSQL needs REPEATABLE
@@ -114,6 +114,10 @@ class SqlStore:
                 yield
             finally:
                 self._snapshot.conn = None
+
+    def _held(self) -> Connection | None:
+        """The connection of this thread's snapshot, if it is inside one."""
+        return getattr(self._snapshot, "conn", None)
 
     @contextlib.contextmanager
     def _read_transaction(self, **options: Any) -> Iterator[Connection]:
