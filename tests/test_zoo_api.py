@@ -115,6 +115,11 @@ from tests.test_zoo_api import FakeSource
 class PluginSource(FakeSource):
     def framework(self, name):
         return "keras"
+
+
+class FailingSource(FakeSource):
+    def list(self, query=None):
+        raise TypeError("a bug in the plugin")
 """
 
 
@@ -127,7 +132,8 @@ def plugin(tmp_path, monkeypatch) -> str:
     (tmp_path / f"{module}.py").write_text(PLUGIN)
     monkeypatch.syspath_prepend(str(tmp_path))
     points = [EntryPoint("fake", f"{module}:PluginSource", _registry.GROUP),
-              EntryPoint("broken", "no_such_module_here:Source", _registry.GROUP)]
+              EntryPoint("broken", "no_such_module_here:Source", _registry.GROUP),
+              EntryPoint("failing", f"{module}:FailingSource", _registry.GROUP)]
     monkeypatch.setattr(_registry, "entry_points",
                         lambda group: [p for p in points if p.group == group])
     monkeypatch.setattr(_registry, "_SOURCES", dict(_registry._SOURCES))
@@ -149,6 +155,15 @@ def test_listing_every_source_loads_the_plugins(plugin):
     assert names[0] == "timm" and {"fake", "tfhub"} <= set(names) and "broken" not in names
     assert plugin in sys.modules
     assert [m.name for m in zoo.list("m", source="fake")] == ["m1"]
+
+
+def test_a_plugin_that_fails_to_list_is_left_out_of_every_source_only(plugin):
+    with pytest.warns(UserWarning, match="'failing' left out: .*a bug in the plugin"):
+        names = [m.name for m in zoo.list("resnet18")]
+    assert "m1" in names  # the working plugin's model (FakeSource ignores the query)
+    assert "resnet18.a1_in1k" in names  # and timm's: one plugin's bug hides nothing else
+    with pytest.raises(TypeError, match="a bug in the plugin"):
+        zoo.list(source="failing")
 
 
 def test_the_catalog_is_a_plugin_loaded_on_first_use():

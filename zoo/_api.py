@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import builtins
+import warnings
 from pathlib import Path
 from typing import Any
 
 from zoo._info import Framework, ModelInfo
-from zoo._registry import get_source, resolve, source_names
+from zoo._registry import get_source, is_plugin, resolve, source_names
 
 __all__ = ["create", "framework_of", "info", "list", "list_sources"]
 
@@ -19,11 +20,25 @@ def list(query: str | None = None, source: str | None = None, *,
 
     ``pretrained_only`` keeps models with published pretrained weights; ``available_only``
     those whose weights are on this machine. Parameter counts are None here (see :func:`info`).
+    A plugin source that fails while every source is listed is left out, with a warning.
     """
     return [entry for name in ([source] if source else source_names())
-            for entry in get_source(name).list(query)
+            for entry in _listed(name, query, every=source is None)
             if (entry.has_pretrained or not pretrained_only)
             and (entry.weights_available or not available_only)]
+
+
+def _listed(name: str, query: str | None, every: bool) -> builtins.list[ModelInfo]:
+    """One source's entries. Listing every source, a plugin that fails is left out with a
+    warning (as one that cannot load is): another package's bug must not hide the rest."""
+    try:
+        return builtins.list(get_source(name).list(query))
+    except Exception as exc:
+        if not every or not is_plugin(name):
+            raise
+        warnings.warn(f"model source {name!r} left out: listing its models failed: {exc!r}",
+                      stacklevel=3)
+        return []
 
 
 def info(name: str) -> ModelInfo:

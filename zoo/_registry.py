@@ -20,7 +20,7 @@ from zoo.sources.tfhub import TfHubSource
 from zoo.sources.timm import PREFIXES as TIMM_PREFIXES
 from zoo.sources.timm import TimmSource
 
-__all__ = ["DEFAULT_SOURCE", "GROUP", "get_source", "register_source", "resolve",
+__all__ = ["DEFAULT_SOURCE", "GROUP", "get_source", "is_plugin", "register_source", "resolve",
            "source_names"]
 
 GROUP = "cairn.zoo_sources"
@@ -49,6 +49,11 @@ def source_names() -> list[str]:
         except SourceUnavailableError as exc:
             warnings.warn(str(exc), stacklevel=2)
     return sorted(_SOURCES, key=lambda s: (s != DEFAULT_SOURCE, s))
+
+
+def is_plugin(name: str) -> bool:
+    """Whether source ``name`` comes from another package's ``cairn.zoo_sources`` entry."""
+    return name in _plugins()
 
 
 def get_source(name: str) -> Source:

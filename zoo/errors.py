@@ -37,7 +37,8 @@ class UnknownModelError(ZooError):
         hint = f"; did you mean {', '.join(self.suggestions[:5])}?" if self.suggestions else ""
         super().__init__(
             f"unknown model {name!r}{hint} Names: timm names such as 'resnet50.a1_in1k', "
-            "'tfhub:<handle or SavedModel path>', 'catalog:<name>[@version]'"
+            "'tfhub:<handle or SavedModel path>', 'catalog:<name>[@version]', or another "
+            "source's 'SOURCE:<name>' (zoo.list_sources())"
         )
 
 
