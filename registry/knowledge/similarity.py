@@ -94,7 +94,11 @@ def spec_of(record: RunRecord, ignore: Iterable[str] = ()) -> RunSpec:
     params = {k: typed_value(k, v)[0] for k, v in record.params.items()}
     data = tuple((d.role, d.hash, d.path) for d in record.datasets if d.tracked or d.hash)
     code = {**record.code, "entry_point": _entry(record.entry_point)}
-    return RunSpec(params, data, code, tuple(ignore))
+    spec = RunSpec(params, data, code, tuple(ignore))
+    if record.fingerprint:
+        # The fingerprint as the run computed it: it counted untracked data by path too.
+        spec.__dict__["fingerprint"] = record.fingerprint
+    return spec
 
 
 def similar(run_or_spec: str | RunSpec, *, limit: int = 10, min_score: float = 0.5,
