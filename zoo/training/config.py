@@ -18,7 +18,7 @@ from typing import Any
 from zoo.training._checks import AUGMENT_OPTIONS, bad, check_augment, finite, positive_int
 
 __all__ = ["AMP_CHOICES", "AUGMENT_OPTIONS", "DEFAULT_LR", "OPTIONS", "STRATEGIES",
-           "FinetuneConfig"]
+           "FinetuneConfig", "default_run_name"]
 
 STRATEGIES = ("full", "partial", "linear")
 AMP_CHOICES = ("auto", "bf16", "off")
@@ -90,7 +90,8 @@ class FinetuneConfig:
     resume: bool | Path = field(default=False, metadata={
         "doc": "continue from checkpoint_dir's last.pt (True) or from a checkpoint file"})
     project: str | None = field(default=None, metadata={"doc": "registry project"})
-    run_name: str | None = field(default=None, metadata={"doc": "run name"})
+    run_name: str | None = field(default=None, metadata={
+        "doc": "run name (default: '<model> on <data folder name>')"})
     owner: str | None = field(default=None, metadata={
         "doc": "run owner (default: the workspace's)"})
     progress: bool | None = field(default=None, metadata={
@@ -109,6 +110,8 @@ class FinetuneConfig:
                 given[key] = Path(given[key])
         if given.get("resume") is not None and not isinstance(given["resume"], bool):
             given["resume"] = Path(given["resume"])
+        if given.get("run_name") is None:
+            given["run_name"] = default_run_name(model, data)
         return cls(model=model, data=Path(data), **given).check()
 
     def given(self) -> dict[str, Any]:
@@ -197,6 +200,13 @@ class FinetuneConfig:
         out["train_stages"] = self.stages if self.strategy == "partial" else None
         out["resume"] = str(self.resume_file()) if self.resume_file() else None
         return out
+
+
+def default_run_name(model: str, data: str | os.PathLike) -> str:
+    """A fine-tune's run name when none is given: ``'resnet50.a1_in1k on defects'``, the
+    model and the data folder's name (``..`` and ``.`` resolved, symlinks kept)."""
+    folder = Path(os.path.abspath(data)).name
+    return f"{model} on {folder}" if folder else model
 
 
 # The options (every field but ``model`` and ``data``) by name: their defaults and ``doc``.
