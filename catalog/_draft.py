@@ -245,15 +245,17 @@ def _front_matter(record: RunRecord, params: dict[str, Any], name: str, version:
     index = model_index(record, name, datasets)
     metrics = sorted({m["type"] for r in index for res in r["results"] for m in res["metrics"]})
     weights = {"path": WEIGHTS_FILE, "sha256": sha256, **({"dvc": dvc_file} if dvc_file else {})}
+    base = {k.split(".", 1)[1]: v for k, v in params.items() if k.startswith("base_weights.")}
     front: dict[str, Any] = {
         "license": f"{PLACEHOLDER}: a license identifier such as apache-2.0, mit or other",
         "tags": [t for t in ("image-classification", "cairn", record.project) if t],
-        "datasets": datasets, "metrics": metrics, "base_model": backbone,
+        "datasets": datasets, "metrics": metrics, "base_model": base.get("repo") or backbone,
+        "base_model_relation": "finetune" if base else None,
         "library_name": "timm" if ":" not in backbone else "cairn",
         "pipeline_tag": "image-classification", "model-index": index,
         "name": name, "version": version, "status": "draft", "project": record.project,
         "owner": record.owner, "created": _dt.date.today().isoformat(), "runs": [record.id],
-        "backbone": backbone, "weights": weights,
+        "backbone": backbone, "base_weights": base or None, "weights": weights,
         "input": {"size": int(params["image_size"]), **preprocessing,
                   "labels": list(params["class_names"])},
         "mov": mov,

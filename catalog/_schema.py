@@ -121,6 +121,10 @@ CAIRN_FIELDS: dict[str, Spec] = {
     "project": TEXT, "owner": TEXT, "created": TEXT,
     "runs": Spec("list", item=TEXT, check=_unique),
     "backbone": Spec(required=True, doc="the zoo name the model was built from"),
+    "base_weights": Spec("map", doc="the pretrained weights the fine-tune started from",
+                         fields={"source": TEXT, "repo": TEXT, "revision": TEXT, "file": TEXT,
+                                 "size": Spec("int"), "sha256": Spec(check=_pattern(
+                                     SHA256, "64 lower-case hex digits"))}),
     "weights": Spec("map", required=True, fields={
         "path": Spec(required=True), "sha256": Spec(required=True, check=_pattern(
             SHA256, "64 lower-case hex digits")), "dvc": TEXT}),

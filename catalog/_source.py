@@ -72,13 +72,27 @@ class CatalogSource:
             raise WeightsNotFoundError(f"{SOURCE}:{card.ref}", exc.path, exc.hint) from exc
         except WeightsIntegrityError as exc:
             raise WeightsMismatchError(f"{SOURCE}:{card.ref}", exc.path, exc.reason) from exc
-        info = _describe(card)
+        info = replace(_describe(card), provenance=_provenance(card, pretrained, weights))
         model.cairn_info = replace(info, num_params=sum(p.numel() for p in model.parameters()))
         return model
 
     def framework(self, name: str) -> Framework:
         """The framework of the card's backbone."""
         return _framework(_card(name))
+
+
+def _provenance(card: ModelCard, pretrained: bool,
+                weights: str | Path | None) -> zoo.WeightsProvenance | None:
+    """The card's weights (checked against its sha256 as they loaded), or ``weights=``."""
+    path = Path(weights) if weights is not None else card.weights_path
+    if not pretrained or path is None:
+        return None
+    if weights is not None:
+        return zoo.WeightsProvenance.of_file(path)
+    return zoo.WeightsProvenance(source=SOURCE, sha256=str(card.weights.get("sha256", "")),
+                                 size=path.stat().st_size, file=path.name,
+                                 repo_id=f"{SOURCE}:{card.name}", revision=card.version,
+                                 location=str(path))
 
 
 def _card(name: str) -> ModelCard:

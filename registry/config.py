@@ -19,6 +19,11 @@ Example ``cairn.toml``::
 
     [projects.defects]
     description = "Scratch and dent detection on line 3"
+
+    [zoo]                                      # read by the zoo (zoo._hub_settings)
+    offline = false                            # CAIRN_OFFLINE=1 too: never download weights
+    hf_endpoint = "https://hf-mirror.internal" # a team mirror of the Hugging Face hub
+    weights_dir = "/shared/weights"            # the team's weights folder
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ STATE_DIR = ".cairn"
 
 _TOP_LEVEL = {
     "store", "artifacts", "catalog", "owner", "required_tags", "runs", "projects", "mlflow",
+    "zoo",
 }
 _RUNS = {"heartbeat_interval", "flush_interval", "on_duplicate", "fingerprint_ignore"}
 _ENV = {
@@ -65,6 +71,8 @@ class Workspace:
     on_duplicate: str = "warn"
     fingerprint_ignore: tuple[str, ...] = ()
     mlflow: Mapping[str, Any] = field(default_factory=dict)
+    #: The ``[zoo]`` table as written; the zoo checks its own settings.
+    zoo: Mapping[str, Any] = field(default_factory=dict)
     projects: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     config_file: Path | None = None
     #: Open the store read-only and never migrate it (the dashboard, a reader role).
@@ -195,9 +203,16 @@ def _resolve(root: Path, s: dict[str, Any], path: Path | None) -> Workspace:
         on_duplicate=on_duplicate,
         fingerprint_ignore=tuple(str(k) for k in runs.get("fingerprint_ignore", ())),
         mlflow=dict(s.get("mlflow", {})),
+        zoo=_table(s.get("zoo", {}), "zoo", where),
         projects={str(k): dict(v) for k, v in s.get("projects", {}).items()},
         config_file=path,
     )
+
+
+def _table(value: Any, name: str, where: str | None) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise ConfigError(f"{name} must be a table", where)
+    return dict(value)
 
 
 def _positive(table: Mapping[str, Any], key: str, default: float, where: str | None) -> float:

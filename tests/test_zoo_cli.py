@@ -61,7 +61,7 @@ def test_list_json_limit_and_filters(weights_dir):
 def test_info_shows_everything_and_where_weights_go(weights_dir):
     out = run("info", "test_resnet").output
     assert "test_resnet.r160_in1k" in out and "470k" in out and "bilinear" in out
-    assert f"Put the weights file at {weights_dir / 'test_resnet.r160_in1k.safetensors'}" in out
+    assert f"put the weights file at {weights_dir / 'test_resnet.r160_in1k.safetensors'}" in out
     as_json = json.loads(run("info", "test_resnet", "--json").output)
     assert as_json["num_params"] == 469688 and as_json["weights_available"] is False
 

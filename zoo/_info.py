@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from zoo._provenance import WeightsProvenance
 
 __all__ = ["Framework", "ModelInfo"]
 
@@ -41,6 +44,8 @@ class ModelInfo:
     weights_location: str | None = None
     description: str | None = None
     framework: Framework = "pytorch"
+    #: On a created model: where its pretrained weights came from (None without them).
+    provenance: WeightsProvenance | None = None
 
     @property
     def has_pretrained(self) -> bool:

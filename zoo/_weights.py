@@ -1,10 +1,10 @@
 """Where the team puts pretrained weights files: one convention for every source.
 
-``$CAIRN_WEIGHTS_DIR/<source>/<name>.safetensors``, or, without that variable,
-``<workspace>/.cairn/weights/<source>/<name>.safetensors`` (the workspace's state folder, never
-committed). ``<name>`` is the full model name with its pretrained tag, e.g.
-``timm/resnet50.a1_in1k.safetensors``. Nothing is ever downloaded: on a machine with network,
-fetch the file (or fill the Hugging Face cache) and copy it here.
+``<weights root>/<source>/<name>.safetensors``: the root is ``$CAIRN_WEIGHTS_DIR``, else the
+workspace's ``[zoo] weights_dir``, else ``<workspace>/.cairn/weights`` (never committed).
+``<name>`` is the full model name with its pretrained tag, e.g.
+``timm/resnet50.a1_in1k.safetensors``. ``cairn zoo pull`` fills it on a machine with network;
+copying the folder to an offline machine makes the same models load there.
 """
 
 from __future__ import annotations
@@ -12,20 +12,16 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-__all__ = ["WEIGHTS_ENV", "expected_path", "present", "weights_dir"]
+from zoo._online import WEIGHTS_ENV, hub_settings
 
-WEIGHTS_ENV = "CAIRN_WEIGHTS_DIR"
+__all__ = ["SUFFIX", "WEIGHTS_ENV", "expected_path", "present", "weights_dir"]
+
 SUFFIX = ".safetensors"
 
 
-def weights_dir(source: str) -> Path:
-    """The folder of ``source``'s weights files under the convention above."""
-    root = os.environ.get(WEIGHTS_ENV)
-    if root:
-        return Path(root).expanduser().resolve() / source
-    from registry.config import load_workspace
-
-    return load_workspace().state_dir / "weights" / source
+def weights_dir(source: str, root: Path | None = None) -> Path:
+    """The folder of ``source``'s weights files under ``root`` (default: the team's)."""
+    return (root if root is not None else hub_settings().weights_root) / source
 
 
 def expected_path(source: str, name: str) -> Path:

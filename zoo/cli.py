@@ -14,7 +14,9 @@ import click
 
 from registry.cli.kit import CairnGroup, table, value
 from zoo import _api
+from zoo._featured import featured_order
 from zoo._info import ModelInfo
+from zoo.errors import UnknownModelError, ZooError
 from zoo.training.config import AMP_CHOICES, OPTIONS, STRATEGIES
 
 __all__ = ["zoo"]
@@ -35,8 +37,12 @@ def zoo() -> None:
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
 def list_models(query: str | None, source: str | None, pretrained_only: bool, available: bool,
                 limit: int, as_json: bool) -> None:
-    """Models whose name contains QUERY (or matches it as a glob: 'resnet5*')."""
+    """Models whose name contains QUERY (or matches it as a glob: 'resnet5*'). Without
+    QUERY: the team's catalog models first, then those with weights on this machine, then
+    common backbones, then the rest."""
     entries = _api.list(query, source, pretrained_only=pretrained_only, available_only=available)
+    if not query:
+        entries = featured_order(entries)
     shown = entries[:limit] if limit else entries
     if as_json:
         for entry in shown:
@@ -48,7 +54,7 @@ def list_models(query: str | None, source: str | None, pretrained_only: bool, av
     click.echo(table(["name", "source", "params", "input", "license", "tag", "weights"],
                      [_row(e) for e in shown]))
     if len(shown) < len(entries):
-        click.echo(f"{len(shown)} of {len(entries)} shown; --limit 0 for all")
+        click.echo(_footer(len(shown), len(entries), featured=not query))
 
 
 @zoo.command("info")
@@ -56,7 +62,10 @@ def list_models(query: str | None, source: str | None, pretrained_only: bool, av
 @click.option("--json", "as_json", is_flag=True, help="All fields as one JSON object.")
 def info(name: str, as_json: bool) -> None:
     """Everything about model NAME, including where its weights file is or must be put."""
-    entry = _api.info(name)
+    try:
+        entry = _api.info(name)
+    except UnknownModelError as exc:
+        raise click.ClickException(_unknown(exc)) from exc
     if as_json:
         click.echo(json.dumps(entry.to_dict(), indent=2))
         return
@@ -67,8 +76,59 @@ def info(name: str, as_json: bool) -> None:
     for key, field in fields.items():
         shown = ", ".join(map(value, field)) if isinstance(field, list) else value(field)
         click.echo(f"{key.ljust(width)}  {shown}")
-    if not entry.weights_available:
-        click.echo(f"\nPut the weights file at {entry.weights_location} to create it pretrained.")
+    if not entry.weights_available and entry.has_pretrained:
+        click.echo(f"\nNot on this machine: created pretrained, it downloads them first (or run "
+                   f"`cairn zoo pull {entry.name}`). Offline, put the weights file at "
+                   f"{entry.weights_location} to create it pretrained.")
+
+
+@zoo.command("pull")
+@click.argument("names", nargs=-1, required=True)
+@click.option("--to", type=click.Path(file_okay=False),
+              help="Weights folder to fill (default: the team's: CAIRN_WEIGHTS_DIR, "
+                   "[zoo] weights_dir, else .cairn/weights).")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per model.")
+def pull(names: tuple[str, ...], to: str | None, as_json: bool) -> None:
+    """Fetch the pretrained weights of model NAMES into the team's weights folder, verified,
+    for machines without network: copy the folder there and point CAIRN_WEIGHTS_DIR (or
+    [zoo] weights_dir) at it. Weights already in a local cache are copied, not downloaded."""
+    rows, failed = [], []
+    for name in names:
+        try:
+            found = _api.pull(name, to)
+        except ZooError as exc:
+            failed.append(name)
+            click.echo(f"{name}: {exc}", err=True)
+            continue
+        if as_json:
+            click.echo(json.dumps({"name": name, **found.to_dict()}))
+        rows.append((name, found.source, found.repo_id, (found.revision or "")[:12],
+                     f"{found.size / 2**20:.1f} MiB", found.sha256[:12], found.location))
+    if rows and not as_json:
+        click.echo(table(["name", "source", "repository", "revision", "size", "sha256", "path"],
+                         rows))
+        if to:
+            click.echo(f"\nOn the machine that loads them: CAIRN_WEIGHTS_DIR={to} "
+                       "(or [zoo] weights_dir)")
+    if failed:
+        raise click.ClickException(f"{len(failed)} of {len(names)} not pulled: "
+                                   f"{', '.join(failed)}")
+
+
+def _footer(shown: int, total: int, featured: bool) -> str:
+    """The line under a cut listing: how to see the rest."""
+    if not featured:
+        return f"{shown} of {total} shown; --limit 0 for all"
+    return (f"{shown} of {total} shown, the team's and common models first; "
+            "search: cairn zoo list QUERY; all: --limit 0")
+
+
+def _unknown(exc: UnknownModelError) -> str:
+    """The error's close names, briefly; its full text (which names are valid) without any."""
+    if not exc.suggestions:
+        return str(exc)
+    return (f"unknown model {exc.name!r}; did you mean {', '.join(exc.suggestions)}? "
+            "(cairn zoo list QUERY searches every source)")
 
 
 def _option(name: str, *decls: str, **kwargs: Any) -> Callable:

@@ -19,6 +19,7 @@ __all__ = [
     "SourceUnavailableError",
     "UnknownModelError",
     "UnknownSourceError",
+    "WeightsDownloadError",
     "WeightsMismatchError",
     "WeightsNotFoundError",
     "ZooError",
@@ -36,7 +37,7 @@ class UnknownModelError(ZooError):
         self.name, self.suggestions = name, list(suggestions)
         hint = f"; did you mean {', '.join(self.suggestions[:5])}?" if self.suggestions else ""
         super().__init__(
-            f"unknown model {name!r}{hint} Names: timm names such as 'resnet50.a1_in1k', "
+            f"unknown model {name!r}{hint}. Names: timm names such as 'resnet50.a1_in1k', "
             "'tfhub:<handle or SavedModel path>', 'catalog:<name>[@version]', or another "
             "source's 'SOURCE:<name>' (zoo.list_sources())"
         )
@@ -64,6 +65,22 @@ class WeightsNotFoundError(ZooError):
             + (", pass weights=PATH, or use pretrained=False to train from scratch"
                if scratch_ok else ", or pass weights=PATH")
         )
+
+
+class WeightsDownloadError(ZooError):
+    """Weights could not be downloaded, or what arrived is not what the hub published.
+
+    ``expected`` and ``actual`` are the digests where the file arrived but did not match;
+    such a file is removed from the cache, never left looking valid.
+    """
+
+    def __init__(self, name: str, url: str, reason: str, *, expected: str | None = None,
+                 actual: str | None = None, hint: str = "") -> None:
+        self.name, self.url, self.reason = name, url, reason
+        self.expected, self.actual = expected, actual
+        digests = f" (expected {expected}, got {actual})" if expected or actual else ""
+        super().__init__(f"cannot download the weights of {name!r} from {url}: {reason}"
+                         f"{digests}" + (f"; {hint}" if hint else ""))
 
 
 class ScratchUnsupportedError(ZooError):

@@ -1,11 +1,14 @@
 """TensorFlow Hub image feature-vector backbones, as Keras 2 (``tf_keras``) models.
 
 Names: ``tfhub:<alias>`` for the curated set below (``tfhub:efficientnetv2-b0``),
-``tfhub:<handle URL>``, or ``tfhub:<path of a local SavedModel folder>``. Nothing is
-downloaded: a handle's SavedModel is found in the team's weights folder
-(``$CAIRN_WEIGHTS_DIR/tfhub/<alias>/``) or in TensorFlow Hub's cache, the folder
+``tfhub:<handle URL>``, or ``tfhub:<path of a local SavedModel folder>``. A handle's
+SavedModel is found in the team's weights folder (``<weights root>/tfhub/<alias>/``, or
+``.../tfhub/<sha1 of the handle>/`` for other handles) or in TensorFlow Hub's cache, the folder
 ``$TFHUB_CACHE_DIR/<sha1 of the handle>`` (``<system temp>/tfhub_modules`` without the
 variable), exactly where ``tensorflow_hub`` 0.16 would look (``compressed_module_resolver``).
+Missing, it is downloaded on first use through ``tensorflow_hub``'s own resolver (tfhub.dev
+handles redirect to Kaggle Models) and the unpacked SavedModel is checked; offline
+(``HF_HUB_OFFLINE``, ``CAIRN_OFFLINE``, ``[zoo] offline``) it is a WeightsNotFoundError.
 
 ``create`` builds ``Input -> hub.KerasLayer -> Dense(num_classes)``. ``tensorflow_hub`` 0.16
 layers are Keras 2 layers, so the model is a ``tf_keras`` model (never Keras 3). SavedModels
@@ -18,6 +21,7 @@ from __future__ import annotations
 import fnmatch
 import hashlib
 import os
+import shutil
 import tempfile
 import warnings
 from collections.abc import Iterator
@@ -26,12 +30,15 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-from zoo import _weights
+from zoo import _provenance, _weights
+from zoo._download import offline_hint
 from zoo._info import Framework, ModelInfo
+from zoo._online import hub_settings
 from zoo.errors import (
     ScratchUnsupportedError,
     SourceUnavailableError,
     UnknownModelError,
+    WeightsDownloadError,
     WeightsMismatchError,
     WeightsNotFoundError,
 )
@@ -130,7 +137,8 @@ class TfHubSource:
         info = _locate(_lookup(name))
         path = _saved_model(info, pretrained, weights)
         facts = inspect_saved_model(path)
-        info = _with_facts(replace(info, weights_available=True, weights_location=str(path)),
+        info = _with_facts(replace(info, weights_available=True, weights_location=str(path),
+                                   provenance=_provenance_of(info, path, weights)),
                            facts, count=False)
         if image_size is not None:
             if facts.input_hw not in (None, (image_size, image_size)):
@@ -141,6 +149,34 @@ class TfHubSource:
         # tf_keras tracks attributes; a frozen dataclass is stored as is and never saved.
         model.cairn_info = replace(info, num_params=int(model.count_params()))
         return model
+
+
+    def pull(self, name: str, root: Path | None = None) -> _provenance.WeightsProvenance:
+        """Put a handle's SavedModel into the team's weights folder (under ``root`` if
+        given): copied from TF Hub's cache, else downloaded and checked."""
+        info = _locate(_lookup(name))
+        handle = str(info.origin_url)
+        if not _is_remote(handle):
+            raise WeightsNotFoundError(info.name, handle, "a local SavedModel folder is "
+                                       "already on this machine: nothing to pull",
+                                       scratch_ok=False)
+        target = team_dirs(info, root)[0]
+        if not _is_saved_model(target):
+            source = Path(str(info.weights_location)) if info.weights_available else None
+            _copy_tree(source or _saved_model(info, True, None), target)
+        return _provenance_of(info, target, None)
+
+
+def _copy_tree(source: Path, target: Path) -> None:
+    """Copy a SavedModel folder so that ``target`` appears only once complete."""
+    partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        shutil.copytree(source, partial)
+        os.replace(partial, target)
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
 
 
 @dataclass(frozen=True)
@@ -269,13 +305,18 @@ def _locate(info: ModelInfo) -> ModelInfo:
     url = str(info.origin_url)
     if not _is_remote(url):
         return replace(info, weights_available=_is_saved_model(Path(url)), weights_location=url)
-    alias = info.name.split(":", 1)[1]
-    candidates = [hub_cache_dir(url)]
-    if alias in CURATED:
-        candidates.insert(0, _weights.weights_dir(SOURCE) / alias)
+    candidates = [*team_dirs(info), hub_cache_dir(url)]
     found = next((c for c in candidates if _is_saved_model(c)), None)
     return replace(info, weights_available=found is not None,
                    weights_location=str(found or candidates[-1]))
+
+
+def team_dirs(info: ModelInfo, root: Path | None = None) -> list[Path]:
+    """Where the team's copy of a handle's SavedModel is: ``tfhub/<alias>`` for the curated
+    set, ``tfhub/<sha1 of the handle>`` (TF Hub's own cache name) for every handle."""
+    alias, folder = info.name.split(":", 1)[1], _weights.weights_dir(SOURCE, root)
+    named = [folder / alias] if alias in CURATED else []
+    return [*named, folder / hub_cache_dir(str(info.origin_url)).name]
 
 
 def hub_cache_dir(handle: str) -> Path:
@@ -301,21 +342,76 @@ def _saved_model(info: ModelInfo, pretrained: bool, weights: str | Path | None) 
         return path
     if not pretrained:
         raise ScratchUnsupportedError(info.name)
-    if not info.weights_available:
-        raise WeightsNotFoundError(info.name, str(info.weights_location), _hint(info),
-                                   scratch_ok=False)
-    return Path(str(info.weights_location))
+    if info.weights_available:
+        return Path(str(info.weights_location))
+    settings = hub_settings()
+    if settings.offline or not _is_remote(str(info.origin_url)):
+        raise WeightsNotFoundError(info.name, str(info.weights_location),
+                                   _hint(info, settings.why_offline), scratch_ok=False)
+    return download(info)
 
 
-def _hint(info: ModelInfo) -> str:
+def download(info: ModelInfo) -> Path:
+    """Fetch a handle's SavedModel into TF Hub's cache with ``tensorflow_hub``'s resolver
+    and check it; an unreadable one is removed, never left looking valid."""
+    handle = str(info.origin_url)
+    try:
+        path = Path(import_tf().hub.resolve(handle))
+    except SourceUnavailableError:
+        raise
+    except Exception as exc:  # urllib's, tarfile's and TensorFlow's errors alike
+        raise WeightsDownloadError(info.name, handle, " ".join(str(exc).split())[:300]
+                                   or type(exc).__name__, hint=offline_hint(info.name)) from exc
+    try:
+        inspect_saved_model(path)
+        _check_variables(path)
+    except WeightsMismatchError as exc:
+        shutil.rmtree(path, ignore_errors=True)
+        Path(f"{path}.descriptor.txt").unlink(missing_ok=True)
+        raise WeightsDownloadError(info.name, handle, "what arrived is not a complete "
+                                   f"SavedModel ({exc.detail}); it was removed from the cache",
+                                   hint=offline_hint(info.name)) from exc
+    return path
+
+
+def _check_variables(path: Path) -> None:
+    """Every variables shard the SavedModel names is there (a cut archive lacks some)."""
+    variables = path / "variables"
+    if not variables.is_dir():
+        return  # a SavedModel without variables (all constants) is complete as it is
+    shards = {p.name for p in variables.iterdir()}
+    if "variables.index" not in shards:
+        raise WeightsMismatchError(str(path), str(variables), "variables.index is missing")
+    data = [n for n in shards if n.startswith("variables.data-")]
+    total = int(data[0].rsplit("-of-", 1)[1]) if data else 1
+    if len(data) != total:
+        raise WeightsMismatchError(str(path), str(variables),
+                                   f"{len(data)} of {total} variables shards")
+
+
+def _provenance_of(info: ModelInfo, path: Path,
+                   weights: str | Path | None) -> _provenance.WeightsProvenance:
+    handle = str(info.origin_url)
+    if weights is not None or not _is_remote(handle):
+        return _provenance.of_path(path, "file")
+    return _provenance.of_path(path, SOURCE, repo_id=handle, revision=_version(handle))
+
+
+def _version(handle: str) -> str | None:
+    """The version a TF Hub / Kaggle handle names (its last path segment, when a number)."""
+    last = handle.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1]
+    return last if last.isdigit() else None
+
+
+def _hint(info: ModelInfo, why_offline: str | None) -> str:
     if not _is_remote(str(info.origin_url)):
         return "no SavedModel folder (saved_model.pb and variables/) at that path"
-    alias = info.name.split(":", 1)[1]
-    team = (f"; the team folder {_weights.weights_dir(SOURCE) / alias} works too"
-            if alias in CURATED else "")
+    team = f"; the team folder {team_dirs(info)[0]} works too"
     return (f"the extracted SavedModel of TF Hub handle {info.origin_url} (saved_model.pb and "
             f"variables/), the folder that hub.resolve(handle) fills on a machine with network; "
-            f"TFHUB_CACHE_DIR moves the cache{team}; the zoo never downloads weights")
+            f"TFHUB_CACHE_DIR moves the cache{team}; this machine is offline ({why_offline}): "
+            f"run `cairn zoo pull {info.name}` on one with network and copy its weights folder "
+            "here")
 
 
 def _with_facts(info: ModelInfo, facts: SavedModelFacts, count: bool) -> ModelInfo:

@@ -1,24 +1,31 @@
-"""timm backbones: listed from the metadata bundled in timm, weights from local files only.
+"""timm backbones: listed from the metadata bundled in timm, weights downloaded on first use.
 
 Names are timm's: ``resnet50.a1_in1k``, or a bare architecture (``resnet50``) for its default
 pretrained tag. Architectures timm publishes no weights for are listed with no tag. Weights
 load from the team's file, the Hugging Face cache or torch hub's cache (see
-:mod:`zoo.sources._timm_local`); missing weights raise :class:`WeightsNotFoundError`.
+:mod:`zoo.sources._timm_local`) without any network call; otherwise the file timm's
+pretrained cfg names is downloaded from the hub (or the team's mirror) and verified. Offline
+(``HF_HUB_OFFLINE``, ``CAIRN_OFFLINE``, ``[zoo] offline``), missing weights raise
+:class:`WeightsNotFoundError` saying where to put them.
 """
 
 from __future__ import annotations
 
 import fnmatch
+import os
 import pickle
 import re
+import shutil
 from collections.abc import Callable, Iterator
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from zoo import _provenance, _weights
 from zoo._compat import import_timm
+from zoo._download import hf_download, url_download
 from zoo._info import Framework, ModelInfo
-from zoo._weights import WEIGHTS_ENV
+from zoo._online import WEIGHTS_ENV, HubSettings, hub_settings
 from zoo.errors import (
     NoClassifierError,
     UnknownModelError,
@@ -67,18 +74,67 @@ class TimmSource:
         full, cfg = _resolve(name)
         local = LocalWeights.scan()
         info = _describe(full, cfg, local)
-        path = _weights_file(info, cfg, pretrained, weights)
-        if path is None:
+        found = _weights_file(info, cfg, pretrained, weights, local)
+        if found is None:
             model = timm.create_model(full, pretrained=False, num_classes=num_classes)
         else:
-            url_copy = weights is None and local.find(full, cfg)[1]
-            model = _load(timm, full, cfg, path, custom_load=url_copy and cfg.custom_load)
+            model = _load(timm, full, cfg, found.path, custom_load=found.custom_load)
             if num_classes != cfg.num_classes and hasattr(model, "reset_classifier"):
                 model.reset_classifier(num_classes)
-            info = replace(info, weights_available=True, weights_location=str(path))
+            info = replace(info, weights_available=True, weights_location=str(found.path),
+                           provenance=found.provenance)
         _check_head(model, full, num_classes)
         model.cairn_info = replace(info, num_params=sum(p.numel() for p in model.parameters()))
         return model
+
+    def pull(self, name: str, root: Path | None = None) -> _provenance.WeightsProvenance:
+        """Put the weights of ``name`` into the team's weights folder (under ``root`` if
+        given) as ``<name>.safetensors`` with a provenance sidecar: copied from this
+        machine's caches, else downloaded and verified. Files in another format (``.bin``,
+        a URL checkpoint) are converted through the model, so their sha256 is the new file's."""
+        timm = import_timm()
+        full, cfg = _resolve(name)
+        local = LocalWeights.scan()
+        info = _describe(full, cfg, local)
+        target = _weights.weights_dir(SOURCE, root) / f"{full}{_weights.SUFFIX}"
+        if target.is_file():
+            return _provenance.of_path(target, "team-folder")
+        if not info.has_pretrained:
+            raise WeightsNotFoundError(info.name, str(target), _hint(info, cfg, hub_settings()))
+        found = _weights_file(info, cfg, True, None, local)
+        assert found is not None  # pretrained=True never gives random initialisation
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
+        try:
+            provenance = _store(timm, full, cfg, found, partial)
+            os.replace(partial, target)
+        finally:
+            partial.unlink(missing_ok=True)
+        provenance = replace(provenance, location=str(target))
+        _provenance.remember(target, provenance)
+        return provenance
+
+
+@dataclass(frozen=True)
+class _Found:
+    path: Path
+    custom_load: bool  # timm's URL download in its original format, loaded as timm does
+    provenance: _provenance.WeightsProvenance
+
+
+def _store(timm: Any, name: str, cfg: Any, found: _Found,
+           partial: Path) -> _provenance.WeightsProvenance:
+    """Write ``found`` as a timm state dict in safetensors at ``partial``."""
+    if found.path.suffix == _weights.SUFFIX and not found.custom_load:
+        shutil.copyfile(found.path, partial)
+        return found.provenance
+    from safetensors.torch import save_file
+
+    model = _load(timm, name, cfg, found.path, custom_load=found.custom_load)
+    save_file({k: v.detach().clone().contiguous() for k, v in model.state_dict().items()},
+              str(partial))
+    return replace(found.provenance, sha256=_provenance.file_sha256(partial),
+                   size=partial.stat().st_size)
 
 
 def _check_head(model: Any, name: str, num_classes: int) -> None:
@@ -119,33 +175,53 @@ def _describe(name: str, cfg: Any, local: LocalWeights) -> ModelInfo:
     )
 
 
-def _weights_file(info: ModelInfo, cfg: Any, pretrained: bool,
-                  weights: str | Path | None) -> Path | None:
-    """The file to load, or None for random initialisation (asked for explicitly)."""
+def _weights_file(info: ModelInfo, cfg: Any, pretrained: bool, weights: str | Path | None,
+                  local: LocalWeights) -> _Found | None:
+    """The file to load, downloaded if need be, or None for random initialisation (asked
+    for explicitly)."""
     if weights is not None:
         path = Path(weights).expanduser()
         if not path.is_file():
             raise WeightsNotFoundError(info.name, str(path), "no such file (weights=)")
-        return path
+        return _Found(path, False, _provenance.of_path(path, "file"))
     if not pretrained:
         return None
-    if not info.weights_available:
-        raise WeightsNotFoundError(info.name, str(info.weights_location), _hint(info, cfg))
-    return Path(str(info.weights_location))
+    path, url_copy = local.find(info.name, cfg)
+    if path is None:
+        path, url_copy = _download(info, cfg, local)
+    if url_copy:
+        return _Found(path, bool(cfg.custom_load), _provenance.of_path(path, "url", cfg.url))
+    if path.parent == local.team_dir:
+        return _Found(path, False, _provenance.of_path(path, "team-folder"))
+    return _Found(path, False, _provenance.of_hf_cache(path, cfg.hf_hub_id.partition("@")[0]))
 
 
-def _hint(info: ModelInfo, cfg: Any) -> str:
-    never = "the zoo never downloads weights, and HF_HUB_OFFLINE=1 forbids downloads"
+def _download(info: ModelInfo, cfg: Any, local: LocalWeights) -> tuple[Path, bool]:
+    """Fetch the weights timm's cfg names (the hub file, else its URL); offline, or for an
+    architecture without published weights, say what to put where."""
+    settings = hub_settings()
+    if settings.offline or not info.has_pretrained:
+        raise WeightsNotFoundError(info.name, str(info.weights_location),
+                                   _hint(info, cfg, settings))
+    if cfg.hf_hub_id:
+        repo, _, revision = cfg.hf_hub_id.partition("@")
+        return hf_download(info.name, repo, hf_filenames(cfg.hf_hub_filename),
+                           revision or None, settings, cache_dir=local.hf_cache), False
+    return url_download(info.name, cfg.url, local.torch_hub), True
+
+
+def _hint(info: ModelInfo, cfg: Any, settings: HubSettings) -> str:
+    if not info.has_pretrained:
+        return f"timm publishes no pretrained weights for {info.architecture}"
+    offline = (f"this machine is offline ({settings.why_offline}): run `cairn zoo pull "
+               f"{info.name}` on one with network and copy its weights folder here")
     if info.hf_hub_id:
         file = hf_filenames(cfg.hf_hub_filename)[0]
-        return (f"a timm state dict in safetensors: {file} of Hugging Face repository "
-                f"{info.hf_hub_id}, copied from a machine with network (a Hugging Face cache "
-                f"holding that repository works too); {WEIGHTS_ENV} moves the folder; "
-                f"{never}")
-    if info.has_pretrained:
-        return (f"a timm state dict in safetensors converted from {cfg.url} (or that file, "
-                f"{Path(cfg.url).name}, in torch hub's checkpoints folder); {never}")
-    return f"timm publishes no pretrained weights for {info.architecture}; {never}"
+        return (f"a timm state dict in safetensors, {file} of Hugging Face repository "
+                f"{info.hf_hub_id}; {offline} ({WEIGHTS_ENV} or [zoo] weights_dir names it; "
+                "a Hugging Face cache holding that repository works too)")
+    return (f"a timm state dict in safetensors converted from {cfg.url} (or that file, "
+            f"{Path(cfg.url).name}, in torch hub's checkpoints folder); {offline}")
 
 
 def _load(timm: Any, name: str, cfg: Any, path: Path, custom_load: bool) -> Any:

@@ -130,7 +130,8 @@ class _Session:
                 "weights": str(cfg.weights) if cfg.weights else None,
                 "pretrained": cfg.pretrained, "n_train": n_train, "n_val": n_val,
                 "trainable_params": trainable, "total_params": int(net.count_params()),
-                "preprocessing": json.dumps(preprocessing(self.info, size))}
+                "preprocessing": json.dumps(preprocessing(self.info, size)),
+                **(self.info.provenance.params() if self.info.provenance else {})}
 
     def _save(self, net: Any, path: Path, run_id: str) -> Path:
         """The best weights as a SavedModel folder, with ``cairn.json`` beside its graph."""

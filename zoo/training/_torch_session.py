@@ -76,6 +76,7 @@ class _Session:
         cfg = self.config
         model = create(cfg.model, len(self.classes), pretrained=cfg.pretrained,
                        weights=cfg.weights)
+        self.provenance = model.cairn_info.provenance
         self.trainable: Trainable = apply_strategy(model, cfg.strategy, cfg.stages)
         self.amp_dtype = _amp_dtype(cfg.amp, self.device)
         self.channels_last = (self.device.type == "cuda" if cfg.channels_last is None
@@ -184,7 +185,8 @@ class _Session:
                 "global_batch_size": cfg.batch_size * cfg.accum_steps * d.world,
                 "trainable_params": self.trainable.trainable,
                 "total_params": self.trainable.total, "n_train": n_train, "n_val": n_val,
-                "preprocessing": json.dumps(_plain(self.loaders.data_config))}
+                "preprocessing": json.dumps(_plain(self.loaders.data_config)),
+                **(self.provenance.params() if self.provenance else {})}
 
     def _log(self, record: dict[str, float]) -> None:
         if self.record is not None:
