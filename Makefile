@@ -31,3 +31,4 @@ bench: setup
 	$(PY) benchmarks/bench_knowledge.py
 	$(PY) benchmarks/bench_load.py
 	$(PY) benchmarks/bench_faults.py
+	$(PY) benchmarks/bench_zoo_weights.py

@@ -27,7 +27,7 @@ import contextlib
 import hashlib
 import json
 import re
-import select
+import selectors
 import socket
 import subprocess
 import sys
@@ -410,15 +410,18 @@ class HubServer:
 
 def _read_port(proc: subprocess.Popen[str], log: Path, timeout: float) -> int:
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"hub server exited ({proc.returncode}):\n{log.read_text()}")
-        ready, _, _ = select.select([proc.stdout], [], [], 0.1)
-        line = proc.stdout.readline() if ready else ""  # type: ignore[union-attr]
-        if line.startswith("PORT "):
-            return int(line.split()[1])
-        if ready and not line:
-            time.sleep(0.05)
+    # selectors (poll), not select.select: a long test session has file descriptors > 1023.
+    with selectors.DefaultSelector() as selector:
+        selector.register(proc.stdout, selectors.EVENT_READ)  # type: ignore[arg-type]
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise RuntimeError(f"hub server exited ({proc.returncode}):\n{log.read_text()}")
+            ready = selector.select(0.1)
+            line = proc.stdout.readline() if ready else ""  # type: ignore[union-attr]
+            if line.startswith("PORT "):
+                return int(line.split()[1])
+            if ready and not line:
+                time.sleep(0.05)
     proc.kill()
     proc.wait()
     raise TimeoutError(f"hub server gave no port in {timeout} s:\n{log.read_text()}")

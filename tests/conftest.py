@@ -1,4 +1,5 @@
-"""Shared fixtures: a workspace in tmp_path on each store dialect.
+"""Shared fixtures: a workspace in tmp_path on each store dialect; no connection beyond
+127.0.0.1 from the test process.
 
 Store tests run on SQLite and on PostgreSQL. PostgreSQL's URL comes from
 ``CAIRN_TEST_POSTGRES_URL`` (``make test`` sets it to the local server); each test gets a
@@ -9,7 +10,9 @@ saying so.
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import os
+import socket
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -25,6 +28,36 @@ PG_URL = os.environ.get("CAIRN_TEST_POSTGRES_URL")
 os.environ.setdefault("DVC_NO_ANALYTICS", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("GIT_CONFIG_NOSYSTEM", "1")
+
+
+class NetworkLeak(AssertionError):
+    """A test tried to connect beyond the loopback interface."""
+
+
+def _loopback_only(connect):
+    def guarded(sock: socket.socket, address, *args):
+        if sock.family in (socket.AF_INET, socket.AF_INET6):
+            host = address[0]
+            try:
+                loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+            except ValueError:
+                loopback = False
+            if not loopback:
+                raise NetworkLeak(f"the suite stays on 127.0.0.1; a test connected to {address}")
+        return connect(sock, address, *args)
+
+    return guarded
+
+
+@pytest.fixture(autouse=True, scope="session")
+def no_network_beyond_loopback() -> Iterator[None]:
+    """Every TCP connection from the test process goes to 127.0.0.1 or ::1 (a download that
+    escaped its loopback server fails loudly instead of reaching the internet)."""
+    mp = pytest.MonkeyPatch()
+    mp.setattr(socket.socket, "connect", _loopback_only(socket.socket.connect))
+    mp.setattr(socket.socket, "connect_ex", _loopback_only(socket.socket.connect_ex))
+    yield
+    mp.undo()
 
 
 @pytest.fixture

@@ -137,3 +137,12 @@ def test_tfhub_compressed(hub_server: HubServer, tmp_path: Path) -> None:  # noq
         assert "variables/variables.index" in tar.getnames()
     assert hub_server.requests() == [{"method": "GET", "path": "/tfhub/google/tiny/1",
                                       "range": None}]
+
+
+def test_the_suite_cannot_connect_beyond_loopback():
+    import socket
+
+    from tests.conftest import NetworkLeak
+
+    with socket.socket() as sock, pytest.raises(NetworkLeak):
+        sock.connect(("192.0.2.1", 80))  # TEST-NET-1: never routed

@@ -7,6 +7,7 @@ a dropped connection, a token it requires.
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -221,3 +222,41 @@ def test_cli_pull_then_list_available_offline(hub, monkeypatch, tmp_path):
     monkeypatch.setenv("CAIRN_WEIGHTS_DIR", str(team))
     listed = CliRunner().invoke(zoo_cli, ["list", "test_resnet", "--available"])
     assert listed.exit_code == 0 and NAME in listed.output
+
+
+@pytest.mark.parametrize(("table", "problem"), [
+    ("offline = 1", "zoo.offline must be true or false"),
+    ('hf_endpoint = "ftp://mirror"', "zoo.hf_endpoint must be an http(s) URL"),
+    ("mirror = true", "unknown setting zoo.'mirror'"),
+    ("weights_dir = 3", "zoo.weights_dir must be a folder path"),
+])
+def test_bad_zoo_settings_are_config_errors_before_any_request(hub, tmp_path, table, problem):
+    from registry.errors import ConfigError
+
+    (tmp_path / "cairn.toml").write_text(f"[zoo]\n{table}\n")
+    with pytest.raises(ConfigError, match=re.escape(problem)):
+        zoo.create(NAME, num_classes=4)
+    assert hub.requests() == []
+
+
+def test_an_unclear_offline_switch_is_a_config_error(hub, monkeypatch):
+    from registry.errors import ConfigError
+
+    monkeypatch.setenv("CAIRN_OFFLINE", "maybe")
+    with pytest.raises(ConfigError, match="CAIRN_OFFLINE='maybe'"):
+        zoo.create(NAME, num_classes=4)
+    monkeypatch.setenv("CAIRN_OFFLINE", "0")
+    assert zoo.create(NAME, num_classes=4).cairn_info.provenance.source == "hf-hub"
+
+
+@pytest.mark.parametrize("sidecar", ["{not json", '{"sha256": "short"}', "[]"])
+def test_a_damaged_sidecar_is_recomputed_not_trusted(tmp_path, weights, sidecar):
+    import hashlib
+
+    path = tmp_path / "w.safetensors"
+    path.write_bytes(weights)
+    (tmp_path / "w.safetensors.cairn.json").write_text(sidecar)
+    prov = zoo.WeightsProvenance.of_file(path)
+    assert prov.sha256 == hashlib.sha256(weights).hexdigest()
+    path.write_bytes(weights[:-1] + b"\0")  # changed after the sidecar was written
+    assert zoo.WeightsProvenance.of_file(path).sha256 != prov.sha256

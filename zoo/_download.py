@@ -135,8 +135,7 @@ def _failure(name: str, url: str, exc: Exception) -> WeightsDownloadError:
 def _git_blob_sha1(path: Path) -> str:
     digest = hashlib.sha1(f"blob {path.stat().st_size}\0".encode())
     with open(path, "rb") as fh:
-        while chunk := fh.read(1 << 20):
-            digest.update(chunk)
+        digest.update(fh.read())  # git stores small files itself; large ones are LFS (sha256)
     return digest.hexdigest()
 
 

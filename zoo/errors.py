@@ -54,7 +54,8 @@ class UnknownSourceError(ZooError):
 
 
 class WeightsNotFoundError(ZooError):
-    """Pretrained weights were asked for and are not on this machine (nothing is downloaded)."""
+    """Pretrained weights were asked for, are not on this machine, and cannot be downloaded
+    (offline, or the source publishes none)."""
 
     def __init__(self, name: str, expected: str, hint: str = "", *,
                  scratch_ok: bool = True) -> None:
