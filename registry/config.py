@@ -16,6 +16,14 @@ Example ``cairn.toml``::
     [runs]
     heartbeat_interval = 30
     flush_interval = 1.0
+    system_interval = 10          # seconds between system metric samples; 0 turns them off
+    seed_params = ["seed"]        # runs differing only in these form a group
+
+    [costs]                       # read at the end of each run (registry.capture.cost)
+    currency = "EUR"
+    kwh = 0.25
+    [costs.device_hour]
+    "H100" = 2.9
 
     [projects.defects]
     description = "Scratch and dent detection on line 3"
@@ -45,9 +53,10 @@ STATE_DIR = ".cairn"
 
 _TOP_LEVEL = {
     "store", "artifacts", "catalog", "owner", "required_tags", "runs", "projects", "mlflow",
-    "zoo",
+    "zoo", "costs",
 }
-_RUNS = {"heartbeat_interval", "flush_interval", "on_duplicate", "fingerprint_ignore"}
+_RUNS = {"heartbeat_interval", "flush_interval", "on_duplicate", "fingerprint_ignore",
+         "system_interval", "seed_params"}
 _ENV = {
     "CAIRN_STORE": "store",
     "CAIRN_ARTIFACTS": "artifacts",
@@ -73,6 +82,12 @@ class Workspace:
     mlflow: Mapping[str, Any] = field(default_factory=dict)
     #: The ``[zoo]`` table as written; the zoo checks its own settings.
     zoo: Mapping[str, Any] = field(default_factory=dict)
+    #: Seconds between system metric samples of a run (0: none).
+    system_interval: float = 10.0
+    #: Params whose values alone may differ between the runs of one group (seeds).
+    seed_params: tuple[str, ...] = ("seed",)
+    #: The ``[costs]`` table as written; checked where costs are computed.
+    costs: Mapping[str, Any] = field(default_factory=dict)
     projects: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     config_file: Path | None = None
     #: Open the store read-only and never migrate it (the dashboard, a reader role).
@@ -169,7 +184,7 @@ def _apply_env(settings: dict[str, Any], env: Mapping[str, str]) -> dict[str, An
         if env.get(var):
             merged[key] = env[var]
     runs = dict(merged.get("runs", {}))
-    for key in _RUNS - {"fingerprint_ignore"}:
+    for key in _RUNS - {"fingerprint_ignore", "seed_params"}:
         var = "CAIRN_" + key.upper()
         if env.get(var):
             runs[key] = env[var]
@@ -204,6 +219,9 @@ def _resolve(root: Path, s: dict[str, Any], path: Path | None) -> Workspace:
         fingerprint_ignore=tuple(str(k) for k in runs.get("fingerprint_ignore", ())),
         mlflow=dict(s.get("mlflow", {})),
         zoo=_table(s.get("zoo", {}), "zoo", where),
+        system_interval=_non_negative(runs, "system_interval", 10.0, where),
+        seed_params=_names(runs.get("seed_params", ["seed"]), "runs.seed_params", where),
+        costs=_table(s.get("costs", {}), "costs", where),
         projects={str(k): dict(v) for k, v in s.get("projects", {}).items()},
         config_file=path,
     )
@@ -213,6 +231,25 @@ def _table(value: Any, name: str, where: str | None) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise ConfigError(f"{name} must be a table", where)
     return dict(value)
+
+
+def _non_negative(table: Mapping[str, Any], key: str, default: float,
+                  where: str | None) -> float:
+    try:
+        value = float(table.get(key, default))
+    except (TypeError, ValueError):
+        raise ConfigError(f"runs.{key} must be a number", where) from None
+    if not value >= 0:
+        raise ConfigError(f"runs.{key} must be 0 (off) or positive", where)
+    return value
+
+
+def _names(value: Any, name: str, where: str | None) -> tuple[str, ...]:
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise ConfigError(f"{name} must be a list of param names", where)
+    return tuple(value)
 
 
 def _positive(table: Mapping[str, Any], key: str, default: float, where: str | None) -> float:

@@ -69,7 +69,7 @@ def start_run(project: str | None = None, name: str | None = None, *,
     run = Run(run_id=values["id"], run_pk=pk, project=project or DEFAULT_PROJECT,
               name=values["name"], owner=values["owner"], store=store, artifacts=artifacts,
               workspace=ws, params=typed, warnings=values["warnings"], code=code,
-              tried=tried.priors)
+              tried=tried.priors, hardware=values["hardware"])
     for w in values["warnings"]:
         log.warning("cairn: %s", w)
     for role, version, warns in declared:

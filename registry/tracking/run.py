@@ -27,6 +27,7 @@ from registry.errors import (
 from registry.text import is_utf8, to_utf8
 from registry.tracking import _lifecycle, spool
 from registry.tracking._tags import clean_tags
+from registry.tracking._usage import Usage
 from registry.tracking._writer import CLOSE_TIMEOUT_S, WAKE_AT, MetricWriter, Slot
 
 __all__ = ["Run"]
@@ -43,7 +44,7 @@ class Run:
     def __init__(self, *, run_id: str, run_pk: int, project: str, name: str | None, owner: str,
                  store, artifacts: ArtifactStore, workspace, params: Mapping[str, ParamValue],
                  warnings: list[str], code: Mapping[str, Any] | None = None,
-                 tried: list | None = None) -> None:
+                 tried: list | None = None, hardware: Mapping[str, Any] | None = None) -> None:
         self.id, self.project, self.name, self.owner = run_id, project, name, owner
         self.status = RunStatus.RUNNING
         self.warnings: list[str] = list(warnings)
@@ -66,6 +67,7 @@ class Run:
                                     spill=self._spill_held)
         self._slots = self._writer.slots
         self._writer.start()
+        self._usage: Usage | None = Usage(self, hardware, workspace)
         _lifecycle.register(self)
 
     def __repr__(self) -> str:
@@ -257,6 +259,7 @@ class Run:
         for at most 5 s). What still cannot be written, the final status included, is saved to
         the workspace's spool and delivered later (see :mod:`registry.tracking.spool`).
         """
+        self._finish_usage()
         with self._lock:
             if self._closed:
                 return
@@ -280,6 +283,17 @@ class Run:
             self._deliver_spilled()
         if self._mirror is not None:
             self._mirror.finish(self.warnings)
+
+    def _finish_usage(self) -> None:
+        """Record device hours, energy and cost while the run still takes metrics (once)."""
+        with self._lock:
+            usage, self._usage = (None, None) if self._closed else (self._usage, None)
+        if usage is None:
+            return
+        try:
+            usage.finish()
+        except Exception as exc:  # what a run cost must never end it badly
+            self._warn(f"could not record the run's cost: {exc!r}")
 
     def _record_end(self, end: spool.EndRecord) -> bool:
         """Tell the store how the run ended; False when it cannot be told now."""
