@@ -78,3 +78,26 @@ def test_bad_prices_are_a_warning_on_the_run_never_a_crash(workspace):
     assert record.status == "FINISHED" and "cost" not in record.metrics
     assert any("costs.kwh must not be negative" in w for w in record.warnings)
     assert "no [costs] prices" in record.tags["cairn.cost.unknown"]
+
+
+def test_value_for_money_counts_cost_and_progress_per_100(workspace):
+    from click.testing import CliRunner
+
+    from registry.knowledge.mov import define_mov, value_for_money
+
+    ws = replace(workspace, costs={"currency": "EUR", "cpu_core": 0.04}, system_interval=0)
+    define_mov("line3", "scrap", unit="ppm", direction="lower", baseline=100, target=50,
+               workspace=ws)
+    with registry.start_run(project="line3", workspace=ws) as run:
+        run.log_mov("scrap", 80)  # 40% of the way to target
+    with registry.start_run(project="line3", workspace=replace(ws, costs={})):
+        pass  # a run without prices: counted, never free
+    [v] = value_for_money("line3", workspace=ws)
+    cost = registry.get_run(run.id, workspace=ws).metrics["cost"].last
+    assert (v.currency, v.costed_runs, v.uncosted_runs) == ("EUR", 1, 1)
+    assert v.total_cost == pytest.approx(cost)
+    assert v.per_100["scrap"] == pytest.approx(40 / cost * 100)
+    from registry.cli import cli
+
+    out = CliRunner().invoke(cli, ["mov", "status"], env={"CAIRN_STORE": ws.store_url})
+    assert "cost so far" in out.output and "1 more without a cost" in out.output, out.output

@@ -14,10 +14,12 @@ from registry.config import load_workspace
 from registry.knowledge.mov import (
     MovDefinition,
     MovProgress,
+    ValueForMoney,
     define_mov,
     list_movs,
     mov_progress,
     record_mov,
+    value_for_money,
 )
 
 __all__ = ["mov", "progress_bar"]
@@ -40,9 +42,23 @@ def status(project: str | None) -> None:
     if not progress:
         click.echo(_NONE_DEFINED)
         return
+    spent = {v.project: v for v in value_for_money(project, workspace=load_workspace())}
     for index, (name, items) in enumerate(groupby(progress, key=lambda p: p.project)):
         click.echo(("\n" if index else "") + f"project {name}")
         click.echo(_status_table(list(items)))
+        if name in spent:
+            click.echo(_spending(spent[name]))
+
+
+def _spending(v: ValueForMoney) -> str:
+    """``cost so far: 412.5 EUR over 17 runs (3 without a cost); per 100 EUR: ...``."""
+    unit = v.currency or "(no currency set)"
+    line = f"cost so far: {v.total_cost:,.2f} {unit} over {v.costed_runs} runs"
+    if v.uncosted_runs:
+        line += f" ({v.uncosted_runs} more without a cost: prices missing)"
+    gains = [f"{name} {pts:+.1f} points to target" for name, pts in v.per_100.items()
+             if pts is not None]
+    return line + (f"; per 100 {v.currency or 'units'}: " + ", ".join(gains) if gains else "")
 
 
 def _status_table(items: Sequence[MovProgress]) -> str:

@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -49,6 +50,7 @@ __all__ = [
     "MovDefinition",
     "MovMeasurement",
     "MovProgress",
+    "ValueForMoney",
     "config_definitions",
     "define_mov",
     "list_movs",
@@ -57,6 +59,7 @@ __all__ = [
     "mov_progress",
     "record_mov",
     "sync_definitions",
+    "value_for_money",
 ]
 
 _REQUIRED = ("unit", "direction", "baseline", "target")
@@ -187,6 +190,38 @@ def mov_progress(project: str | None = None, *,
         if project in (None, d.project) and (d.project, d.name) not in progress:
             progress[(d.project, d.name)] = progress_of(d, [])
     return [progress[key] for key in sorted(progress)]
+
+
+@dataclass(frozen=True)
+class ValueForMoney:
+    """A project's spending so far and, per MoV, progress toward target per 100 currency
+    units (percentage points of the way from baseline to target)."""
+
+    project: str
+    currency: str
+    total_cost: float
+    costed_runs: int
+    uncosted_runs: int
+    per_100: dict[str, float | None]
+
+
+def value_for_money(project: str | None = None, *,
+                    workspace: Workspace | None = None) -> list[ValueForMoney]:
+    """Cost so far per project (the ``cost`` metric runs record) against each MoV's progress.
+
+    Runs without a cost (no prices, or a price missing) are counted, never taken as free."""
+    ws = workspace or load_workspace()
+    costs = _rows().project_costs(_open(ws), project)
+    progress = mov_progress(project, workspace=ws)
+    currency = str(ws.costs.get("currency", "")) if isinstance(ws.costs, Mapping) else ""
+    out = []
+    for name in sorted(costs):
+        total, costed, uncosted = costs[name]
+        per_100 = {p.name: (p.percent_to_target / total * 100
+                            if p.percent_to_target is not None and total > 0 else None)
+                   for p in progress if p.project == name}
+        out.append(ValueForMoney(name, currency, total, costed, uncosted, per_100))
+    return out
 
 
 def _open(workspace: Workspace) -> SqlStore:

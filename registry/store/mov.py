@@ -12,12 +12,18 @@ import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Select, insert, select
+from sqlalchemy import Connection, Select, func, insert, select
 
 from registry._mov_entities import MovDefinition, MovMeasurement
 from registry.errors import MovError
 from registry.store._writes import dialect_insert, ensure_project
-from registry.store.schema import mov_definition, mov_measurement, project, run
+from registry.store.schema import (
+    metric_summary,
+    mov_definition,
+    mov_measurement,
+    project,
+    run,
+)
 
 __all__ = [
     "DEFINITION_FIELDS",
@@ -25,6 +31,7 @@ __all__ = [
     "definitions",
     "definitions_and_measurements",
     "of_runs",
+    "project_costs",
     "save_definitions",
 ]
 
@@ -87,6 +94,29 @@ def of_runs(store: Any, pks: Sequence[int]) -> dict[int, list[MovMeasurement]]:
             found.setdefault(row.run_pk, []).append(MovMeasurement(
                 project="", name=row.name, value=row.value, unit=row.unit, who=row.who,
                 time=row.time, evidence=row.evidence))
+    return found
+
+
+def project_costs(store: Any, name: str | None = None) -> dict[str, tuple[float, int, int]]:
+    """Per project: the summed ``cost`` metric of its runs, how many runs have one, and how
+    many ended runs have none (their cost is unknown)."""
+    s = metric_summary
+    costed = (select(project.c.name, func.sum(s.c.last), func.count())
+              .select_from(s.join(run, run.c.pk == s.c.run_pk)
+                           .join(project, project.c.id == run.c.project_id))
+              .where(s.c.key == "cost", s.c.last.is_not(None)).group_by(project.c.name))
+    has_cost = select(s.c.run_pk).where(s.c.key == "cost", s.c.last.is_not(None))
+    uncosted = (select(project.c.name, func.count())
+                .select_from(run.join(project, project.c.id == run.c.project_id))
+                .where(run.c.end_time.is_not(None), run.c.pk.not_in(has_cost))
+                .group_by(project.c.name))
+    if name is not None:
+        costed, uncosted = (q.where(project.c.name == name) for q in (costed, uncosted))
+    with store.reading() as conn:
+        found = {row[0]: (float(row[1]), int(row[2]), 0) for row in conn.execute(costed)}
+        for row in conn.execute(uncosted):
+            total, count, _ = found.get(row[0], (0.0, 0, 0))
+            found[row[0]] = (total, count, int(row[1]))
     return found
 
 
