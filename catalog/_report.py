@@ -40,15 +40,16 @@ def report(project: str, *, out: str | Path | None = None,
     """Write ``<out>/<project>-handover.md`` and ``.html`` (default out: ``reports/`` in the
     workspace) and return their paths."""
     from registry.client import list_runs
-    from registry.knowledge.mov import mov_progress
+    from registry.knowledge.mov import mov_progress, value_for_money
 
     ws = workspace or load_workspace()
     runs = list_runs(project, limit=_MAX_RUNS, workspace=ws)
     movs = mov_progress(project, workspace=ws)
+    spent = next(iter(value_for_money(project, workspace=ws)), None)
     if not runs and not movs:
         raise CatalogError(f"project {project!r} has no runs and no MoV definitions")
     cards = [c for c in _cards(ws) if c.project == project or set(c.runs) & {r.id for r in runs}]
-    text = _markdown(project, ws, runs, movs, cards)
+    text = _markdown(project, ws, runs, movs, cards) + _spending(spent)
     folder = Path(out) if out is not None else ws.root / "reports"
     folder.mkdir(parents=True, exist_ok=True)
     stem = re.sub(r"[^A-Za-z0-9._-]+", "-", project).strip("-.") or "project"
@@ -140,6 +141,22 @@ def _mov(movs: list[Any]) -> str:
         pct = "-" if m.percent_to_target is None else f"{m.percent_to_target:.0f}%"
         lines.append(f"| {_cell(m.name)} | {_cell(m.unit)} | {m.baseline:g} | {m.target:g} | "
                      f"{_g(m.best)} | {_g(m.latest)} | {pct} | {m.count} |")
+    return "\n".join(lines) + "\n"
+
+
+def _spending(v: Any) -> str:
+    """What the project cost so far and what each MoV gained per 100 of it."""
+    lines = ["\n## Cost and value for money\n"]
+    if v is None:
+        return "\n".join([*lines, "No run recorded a cost (no `[costs]` prices).\n"])
+    unit = _cell(v.currency) or "(no currency set)"
+    lines.append(f"Cost so far: **{v.total_cost:,.2f} {unit}** over {v.costed_runs} runs"
+                 + (f"; {v.uncosted_runs} more runs have no cost (a price was missing), so "
+                    "this is a lower bound." if v.uncosted_runs else ".") + "\n")
+    gains = [(name, pts) for name, pts in v.per_100.items() if pts is not None]
+    if gains:
+        lines += [f"| MoV | points toward target per 100 {unit} |", "|---|---|"]
+        lines += [f"| {_cell(name)} | {pts:+.2f} |" for name, pts in gains]
     return "\n".join(lines) + "\n"
 
 

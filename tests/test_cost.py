@@ -101,3 +101,13 @@ def test_value_for_money_counts_cost_and_progress_per_100(workspace):
 
     out = CliRunner().invoke(cli, ["mov", "status"], env={"CAIRN_STORE": ws.store_url})
     assert "cost so far" in out.output and "1 more without a cost" in out.output, out.output
+
+
+def test_the_handover_report_says_what_the_project_cost(workspace, tmp_path):
+    import catalog
+
+    ws = replace(workspace, costs={"currency": "EUR", "cpu_core": 0.04}, system_interval=0)
+    with registry.start_run(project="line3", workspace=ws) as run:
+        run.log_metric("val_acc", 0.9)
+    text = catalog.report("line3", out=tmp_path / "r", workspace=ws).markdown.read_text()
+    assert "## Cost and value for money" in text and "EUR** over 1 runs" in text
