@@ -235,6 +235,17 @@ def _mov_of(record: RunRecord, ws: Workspace) -> list[dict[str, Any]]:
     return [{k: v for k, v in entry.items() if v is not None} for entry in out]
 
 
+def _cost(record: RunRecord) -> dict[str, Any] | None:
+    """What the training run cost, as it recorded it (``registry.tracking`` at its end)."""
+    found = {key: record.metrics[key].last for key in ("cost", "gpu_hours", "energy_kwh")
+             if key in record.metrics and record.metrics[key].last is not None}
+    if not found:
+        return None
+    if "cost" in found and record.tags.get("cairn.cost.currency"):
+        found["currency"] = record.tags["cairn.cost.currency"]
+    return found
+
+
 def _front_matter(record: RunRecord, params: dict[str, Any], name: str, version: str,
                   sha256: str, dvc_file: str | None, preprocessing: dict[str, Any],
                   mov: list[dict[str, Any]]) -> dict[str, Any]:
@@ -256,6 +267,7 @@ def _front_matter(record: RunRecord, params: dict[str, Any], name: str, version:
         "name": name, "version": version, "status": "draft", "project": record.project,
         "owner": record.owner, "created": _dt.date.today().isoformat(), "runs": [record.id],
         "backbone": backbone, "base_weights": base or None, "weights": weights,
+        "training_cost": _cost(record),
         "input": {"size": int(params["image_size"]), **preprocessing,
                   "labels": list(params["class_names"])},
         "mov": mov,

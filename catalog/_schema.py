@@ -125,6 +125,9 @@ CAIRN_FIELDS: dict[str, Spec] = {
                          fields={"source": TEXT, "repo": TEXT, "revision": TEXT, "file": TEXT,
                                  "size": Spec("int"), "sha256": Spec(check=_pattern(
                                      SHA256, "64 lower-case hex digits"))}),
+    "training_cost": Spec("map", doc="what the training run cost, as it recorded it",
+                          fields={"cost": NUMBER, "currency": TEXT, "gpu_hours": NUMBER,
+                                  "energy_kwh": NUMBER}),
     "weights": Spec("map", required=True, fields={
         "path": Spec(required=True), "sha256": Spec(required=True, check=_pattern(
             SHA256, "64 lower-case hex digits")), "dvc": TEXT}),

@@ -171,7 +171,8 @@ def test_a_finetune_records_its_weights_and_tells_other_weights_apart(hub, tmp_p
     images = make_folder(tmp_path / "images", {"cat": 4, "dog": 4}, size=32)
     ws = Workspace(root=tmp_path, store_url=f"sqlite:///{tmp_path / 'registry.db'}",
                    artifact_root=str(tmp_path / "artifacts"), catalog_dir=tmp_path / "catalog",
-                   owner="tester", flush_interval=0.05)
+                   owner="tester", flush_interval=0.05, system_interval=0,
+                   costs={"currency": "EUR", "cpu_core": 0.04})
     options = dict(epochs=1, batch_size=4, image_size=32, workers=0, workspace=ws,
                    progress=False, project="p", seed=1)
     first = zoo.finetune(NAME, images, **options)
@@ -186,6 +187,8 @@ def test_a_finetune_records_its_weights_and_tells_other_weights_apart(hub, tmp_p
                                                     workspace=ws))
     assert card.front_matter["base_model"] == REPO
     assert card.front_matter["base_weights"]["sha256"] == p["base_weights.sha256"]
+    assert card.front_matter["training_cost"]["currency"] == "EUR"
+    assert card.front_matter["training_cost"]["cost"] > 0
     assert not [e for e in catalog.validate(card.path, workspace=ws) if e.severity == "error"]
 
     same = zoo.finetune(NAME, images, **options)
