@@ -6,7 +6,7 @@ export DVC_NO_ANALYTICS := 1
 export HF_HUB_OFFLINE := 1
 export TF_CPP_MIN_LOG_LEVEL := 3
 
-.PHONY: demo test setup lint bench
+.PHONY: demo test setup lint bench gpu-wheels gpu-check-dry
 
 demo: setup
 	$(VENV)/bin/cairn demo
@@ -32,3 +32,11 @@ bench: setup
 	$(PY) benchmarks/bench_load.py
 	$(PY) benchmarks/bench_faults.py
 	$(PY) benchmarks/bench_zoo_weights.py
+
+# Issue 18: the one-call GPU check (benchmarks/gpu_check.sh). Wheels for the lent machine's
+# Python 3.12 into .gpu-wheels/ (git-ignored; carried), and the same check on CPU at toy size.
+gpu-wheels:
+	bash benchmarks/gpu_check.sh --fetch-wheels
+
+gpu-check-dry: setup
+	bash benchmarks/gpu_check.sh --dry

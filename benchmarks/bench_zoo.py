@@ -1,29 +1,46 @@
-"""Zoo fine-tuning benchmark (issue 4): the zoo's training loop against a plain loop.
+"""Zoo fine-tuning benchmark (issues 4 and 18): the zoo's training loop against a plain loop.
 
     .venv/bin/python benchmarks/bench_zoo.py              # CPU, about 2 minutes
     .venv/bin/python benchmarks/bench_zoo.py --quick      # CPU smoke run
-    python benchmarks/bench_zoo.py --gpu                  # on a CUDA machine (H100: ~10 min)
+    .venv/bin/python benchmarks/bench_zoo.py --dry        # the --gpu plan at toy size, on CPU
+    python benchmarks/bench_zoo.py --gpu --json F.json    # on a CUDA machine (H100/H200: ~4 min)
 
 CPU (every run): the same model, data, loss and optimizer trained by the zoo's ``Trainer``
 (what ``zoo.finetune`` runs) and by a plain hand-written loop, interleaved; then
 ``zoo.finetune`` end to end on an image folder against the plain loop over the same loaders.
-GPU (``--gpu``): resnet50 and vit_base_patch16_224 at 224 px, bf16 autocast, channels_last,
-with and without torch.compile, on synthetic batches resident on the GPU and through the real
-image pipeline (JPEG folder, worker processes); images/s, the ratio to an expert loop, peak
-memory and model FLOPs utilisation against ``--peak-tflops`` (H100 SXM dense bf16: 989).
-Figures are medians; nothing here asserts on a timing (a missed target prints FAIL).
+GPU (``--gpu``): resnet50 (batch 256) and vit_base_patch16_224 (batch 128) at 224 px, bf16
+autocast, channels_last: synthetic batches resident on the GPU and the real image pipeline (a
+folder of 384 px JPEGs, about ImageNet's mean size, through the zoo's loaders with the zoo's
+default worker count and with 14), then synthetic batches through torch.compile (last: they
+take the longest); images/s, the ratio to an expert loop, peak memory, model FLOPs
+utilisation against ``--peak-tflops`` (H100/H200 dense bf16: 989) and issue 18's targets;
+``--profile`` adds torch.profiler tables of a few steps of each loop, not compiled.
+``benchmarks/gpu_check.sh`` runs it there.
+``--dry`` takes every step and code path of ``--gpu`` at toy size on CPU (test_resnet and
+test_vit at 64 px, bf16 autocast and channels_last on the CPU), except two: torch.compile
+uses the ``aot_eager`` backend (inductor's C++ build takes minutes on a small CPU; pass
+``--compile-backend inductor`` to include it) and there are no peak-memory rows (CUDA only).
+Figures are medians; nothing here asserts on a timing (a missed target prints FAIL). A step
+that fails is reported in the table and the JSON, the next one runs, and the exit status is
+1; SIGTERM (``timeout``) ends the run with the table and JSON of what was measured so far.
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import json
 import os
+import signal
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, replace
+import traceback
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import torch
 from _common import Row, load_average, machine_facts, median, print_facts, print_table, step
@@ -36,7 +53,7 @@ from zoo.training.loop import Trainer
 from zoo.training.schedule import WarmupCosine
 from zoo.training.strategies import param_groups
 
-PACKAGES = ("cairn", "torch", "timm", "pillow")
+PACKAGES = ("cairn", "torch", "torchvision", "timm", "pillow")
 RATIO_TARGET = 0.97
 SMOOTHING, WEIGHT_DECAY, LR = 0.1, 0.05, 1e-3
 
@@ -49,6 +66,7 @@ class Plan:
     models: tuple[str, ...] = ("test_resnet",)
     image_size: int = 64
     batch_size: int = 32
+    batch_sizes: tuple[tuple[str, int], ...] = ()  # per model, over batch_size
     steps: int = 4  # timed steps per repetition
     warmup_steps: int = 3
     reps: int = 24
@@ -58,8 +76,24 @@ class Plan:
     amp: bool = False
     channels_last: bool = False
     compile_modes: tuple[bool, ...] = (False,)
+    compile_backend: str = "inductor"
+    pipeline_compiled: bool = True  # feed the compiled models from the image folder too
     peak_tflops: float | None = None
-    workers: int = 0  # on 2 cores a loader process only competes with the training threads
+    # Loader processes, one pipeline measurement each; None is the zoo's default. On 2 cores
+    # a loader process only competes with the training threads.
+    workers: tuple[int | None, ...] = (0,)
+    jpeg_px: int | None = None  # side of the generated JPEGs; default image_size * 8/7
+    ratio_target: float = RATIO_TARGET  # zoo loop over the plain loop
+    rate_targets: tuple[tuple[str, float], ...] = ()  # zoo images/s, synthetic batches
+    pipeline_target: float | None = None  # JPEG folder images/s over synthetic
+    finetune_row: bool = True  # zoo.finetune end to end (gpu_check.sh runs it by the CLI)
+    profile_steps: int = 0
+
+    def batch(self, name: str) -> int:
+        return dict(self.batch_sizes).get(name, self.batch_size)
+
+    def jpeg_size(self) -> int:
+        return self.jpeg_px or self.image_size + self.image_size // 7
 
     @classmethod
     def quick(cls) -> Plan:
@@ -67,59 +101,187 @@ class Plan:
 
     @classmethod
     def gpu(cls) -> Plan:
-        return cls(models=("resnet50", "vit_base_patch16_224"), image_size=224, batch_size=128,
-                   steps=50, warmup_steps=10, reps=3, e2e_images=1000, e2e_epochs=2,
-                   device="cuda", amp=True, channels_last=True,
-                   compile_modes=(False, True), peak_tflops=989.0,
-                   workers=min(12, (os.cpu_count() or 2) - 2))
+        """One H100/H200 (issue 18): about 4 minutes, a third of it compiling."""
+        return cls(models=("resnet50", "vit_base_patch16_224"), image_size=224,
+                   batch_sizes=(("resnet50", 256), ("vit_base_patch16_224", 128)),
+                   batch_size=128, steps=30, warmup_steps=10, reps=3, e2e_images=2000,
+                   e2e_epochs=2, device="cuda", amp=True, channels_last=True,
+                   compile_modes=(False, True), pipeline_compiled=False, peak_tflops=989.0,
+                   workers=(None, max(1, (os.cpu_count() or 2) - 2)), jpeg_px=384,
+                   ratio_target=0.95, pipeline_target=0.9, finetune_row=False,
+                   rate_targets=(("resnet50", 4000.0), ("vit_base_patch16_224", 2500.0)),
+                   profile_steps=5)
+
+    @classmethod
+    def dry(cls) -> Plan:
+        """The GPU plan's steps and code paths at toy size on the CPU."""
+        return replace(cls.gpu(), models=("test_resnet", "test_vit"), image_size=64,
+                       batch_sizes=(("test_resnet", 16), ("test_vit", 8)), batch_size=8,
+                       steps=3, warmup_steps=2, reps=2, e2e_images=16, e2e_epochs=1,
+                       device="cpu", compile_backend="aot_eager", peak_tflops=1.0,
+                       workers=(None, 2), jpeg_px=None, profile_steps=2,
+                       rate_targets=(("test_resnet", 1.0), ("test_vit", 1.0)))
+
+
+class Stopped(BaseException):
+    """SIGTERM arrived (the run's time is up): report what was measured."""
+
+
+@dataclass
+class Results:
+    """The table's rows and the JSON's figures, written out after every step."""
+
+    plan: Plan
+    facts: list[tuple[str, str]]
+    path: Path | None = None
+    rows: list[Row] = field(default_factory=list)
+    figures: list[dict[str, Any]] = field(default_factory=list)
+    errors: list[dict[str, str]] = field(default_factory=list)
+    started: float = field(default_factory=time.perf_counter)
+    stopped: bool = False
+
+    def stop(self, signum: int, frame: Any) -> None:
+        """The SIGTERM handler. ``timeout`` signals the whole process group, so loader
+        workers die too and their loader may raise its own error over ``Stopped``."""
+        self.stopped = True
+        raise Stopped
+
+    def measure(self, what: str, fn: Callable[[], tuple[list[Row], dict[str, Any]]]) -> None:
+        try:
+            rows, figure = step(what, fn)
+        except Exception as exc:  # one step's failure (OOM, compile) must not end the check
+            if self.stopped:
+                raise Stopped from exc
+            print(f" FAILED: {exc!r}", flush=True)
+            self.errors.append({"step": what, "error": repr(exc),
+                                "traceback": traceback.format_exc(limit=-8)})
+            self.rows.append(Row(f"{what}: FAILED", repr(exc)[:100], passed=False))
+        else:
+            self.rows += rows
+            self.figures.append(figure)
+            for row in rows:
+                print(f"    {row.measure}: {row.cairn} | {row.anchor} | {row.ratio} "
+                      f"{row.verdict}", flush=True)
+        finally:
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+        self.write()
+
+    def synthetic_rate(self, name: str, compiled: bool) -> float | None:
+        return next((f["zoo_images_per_s"] for f in self.figures if f["model"] == name
+                     and f["compiled"] == compiled and f["source"] == "synthetic"), None)
+
+    def write(self) -> None:
+        if self.path is None:
+            return
+        doc = {"plan": asdict(self.plan), "machine": dict(self.facts), "figures": self.figures,
+               "rows": [asdict(r) | {"verdict": r.verdict} for r in self.rows],
+               "errors": self.errors, "stopped": self.stopped,
+               "seconds": round(time.perf_counter() - self.started, 1)}
+        self.path.write_text(json.dumps(doc, indent=1, default=str))
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="fewer repetitions (a smoke run)")
-    parser.add_argument("--gpu", action="store_true", help="the GPU measurements (needs CUDA)")
-    parser.add_argument("--models", help="comma-separated timm names (override the plan's)")
-    parser.add_argument("--batch-size", type=int)
-    parser.add_argument("--image-size", type=int)
-    parser.add_argument("--device", help="override the plan's device (e.g. cpu to smoke-test "
-                                         "the GPU plan)")
-    parser.add_argument("--peak-tflops", type=float, help="accelerator peak for MFU")
-    parser.add_argument("--no-compile", action="store_true", help="skip torch.compile runs")
-    args = parser.parse_args(argv)
-    plan = Plan.gpu() if args.gpu else Plan.quick() if args.quick else Plan()
-    overrides = {"models": tuple(args.models.split(",")) if args.models else None,
-                 "batch_size": args.batch_size, "image_size": args.image_size,
-                 "device": args.device, "peak_tflops": args.peak_tflops}
-    plan = replace(plan, **{k: v for k, v in overrides.items() if v is not None})
-    if args.no_compile:
-        plan = replace(plan, compile_modes=(False,))
-    if plan.device == "cpu":
-        plan = replace(plan, amp=False, channels_last=False)
+    args = _parser().parse_args(argv)
+    plan = _plan(args)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     torch.backends.cudnn.benchmark = True
 
-    print("Cairn zoo fine-tuning benchmark (issue 4)" + (" --gpu" if args.gpu else "")
-          + (" --quick" if args.quick else ""))
+    print("Cairn zoo fine-tuning benchmark (issues 4, 18)" + (" --gpu" if args.gpu else "")
+          + (" --dry" if args.dry else "") + (" --quick" if args.quick else ""))
     facts = machine_facts(PACKAGES)
     facts.append(("Torch threads", str(torch.get_num_threads())))
     if plan.device.startswith("cuda"):
-        facts.append(("GPU", torch.cuda.get_device_name(0)))
+        facts += _gpu_facts()
     print_facts(facts)
-    started = time.perf_counter()
-    rows: list[Row] = []
-    with tempfile.TemporaryDirectory(prefix="cairn-bench-zoo-") as tmp:
+    results = Results(plan, facts, Path(args.json) if args.json else None)
+    profile = Path(args.profile) if args.profile and plan.profile_steps else None
+    if profile:
+        profile.write_text(f"torch.profiler, {plan.profile_steps} steps of each loop\n")
+    signal.signal(signal.SIGTERM, results.stop)
+    try:
+        with tempfile.TemporaryDirectory(prefix="cairn-bench-zoo-") as tmp:
+            images = (Path(args.image_dir) if args.image_dir
+                      else Path(tmp) / f"images-{plan.jpeg_size()}")
+            _run_plan(plan, results, images, Path(tmp), profile)
+    except Stopped:
+        print("\nStopped by SIGTERM: the table holds what was measured before.", flush=True)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    print_table(results.rows, "Results (medians; ratio = zoo images/s / plain loop images/s)")
+    results.write()
+    print(f"\nTotal benchmark time: {time.perf_counter() - results.started:.0f} s; "
+          f"load average now {load_average()}"
+          + (f"; {len(results.errors)} step(s) failed" if results.errors else ""))
+    return 1 if results.errors or results.stopped else 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add = parser.add_argument
+    add("--quick", action="store_true", help="fewer repetitions (a smoke run)")
+    add("--gpu", action="store_true", help="the GPU measurements (needs CUDA)")
+    add("--dry", action="store_true", help="the GPU plan's steps at toy size on the CPU")
+    add("--models", help="comma-separated timm names (override the plan's)")
+    add("--batch-size", type=int, help="one batch size for every model")
+    add("--image-size", type=int)
+    add("--device", help="override the plan's device (cpu turns bf16 and channels_last off)")
+    add("--peak-tflops", type=float, help="accelerator peak for MFU")
+    add("--no-compile", action="store_true", help="skip torch.compile runs")
+    add("--compile-backend", help="torch.compile backend (default: inductor; --dry: aot_eager)")
+    add("--workers", help="comma-separated loader process counts, 'auto' for the zoo's default")
+    add("--image-dir", help="the JPEG folder to read (made there first if missing)")
+    add("--json", help="write the plan, machine, figures and errors to this file")
+    add("--profile", help="write torch.profiler tables of a few steps to this file")
+    return parser
+
+
+def _plan(args: argparse.Namespace) -> Plan:
+    plan = (Plan.dry() if args.dry else Plan.gpu() if args.gpu
+            else Plan.quick() if args.quick else Plan())
+    workers = (tuple(None if w == "auto" else int(w) for w in args.workers.split(","))
+               if args.workers else None)
+    overrides = {"models": tuple(args.models.split(",")) if args.models else None,
+                 "batch_size": args.batch_size, "image_size": args.image_size,
+                 "device": args.device, "peak_tflops": args.peak_tflops,
+                 "compile_backend": args.compile_backend, "workers": workers}
+    plan = replace(plan, **{k: v for k, v in overrides.items() if v is not None})
+    if args.batch_size:
+        plan = replace(plan, batch_sizes=())
+    if args.no_compile:
+        plan = replace(plan, compile_modes=(False,))
+    if args.device and args.device.startswith("cpu"):
+        plan = replace(plan, amp=False, channels_last=False)
+    return plan
+
+
+def _gpu_facts() -> list[tuple[str, str]]:
+    props = torch.cuda.get_device_properties(0)
+    return [("GPU", f"{props.name}, {props.total_memory / 2**30:.0f} GiB, "
+                    f"{props.multi_processor_count} SMs"),
+            ("CUDA / cuDNN", f"{torch.version.cuda} / {torch.backends.cudnn.version()}")]
+
+
+def _run_plan(plan: Plan, results: Results, images: Path, tmp: Path,
+              profile: Path | None) -> None:
+    """Synthetic batches, then the image folder, model by model; compiled runs last (they
+    cost the most time, so a run cut short by its deadline loses them first)."""
+    for compiled in plan.compile_modes:
         for name in plan.models:
-            for compiled in plan.compile_modes:
-                label = f"{name} {plan.image_size}px" + (" compiled" if compiled else "")
-                rows += step(f"{label}: synthetic batches",
-                             lambda n=name, c=compiled, lb=label: bench_loop(plan, n, c, lb))
-                rows += step(f"{label}: image folder",
-                             lambda n=name, c=compiled, lb=label: bench_pipeline(
-                                 plan, n, c, lb, Path(tmp)))
-    print_table(rows, "Results (medians; ratio = zoo images/s / plain loop images/s)")
-    print(f"\nTotal benchmark time: {time.perf_counter() - started:.0f} s; "
-          f"load average now {load_average()}")
-    return 0
+            label = f"{name} {plan.image_size}px" + (" compiled" if compiled else "")
+            results.measure(f"{label}: synthetic batches",
+                            lambda n=name, c=compiled, lb=label: bench_loop(
+                                plan, n, c, lb, profile))
+            for workers in plan.workers if plan.pipeline_compiled or not compiled else ():
+                results.measure(f"{label}: image folder, workers {_workers_text(workers)}",
+                                lambda n=name, c=compiled, lb=label, w=workers: bench_pipeline(
+                                    plan, n, c, lb, images, tmp, w,
+                                    results.synthetic_rate(n, c)))
+            if compiled:
+                torch._dynamo.reset()  # compiled code of this model is not needed again
+
+
+def _workers_text(workers: int | None) -> str:
+    return "auto" if workers is None else str(workers)
 
 
 # -- the two loops --------------------------------------------------------------------------------
@@ -132,13 +294,17 @@ def make_model(plan: Plan, name: str, num_classes: int) -> torch.nn.Module:
     return model.to(plan.device, memory_format=fmt)
 
 
+def _compile(plan: Plan, model: torch.nn.Module) -> Any:
+    return torch.compile(model, backend=plan.compile_backend)
+
+
 def zoo_trainer(plan: Plan, model: torch.nn.Module, compiled: bool, total_steps: int) -> Trainer:
     """The Trainer exactly as ``zoo.finetune`` builds it (single process)."""
     device = torch.device(plan.device)
     optimizer = torch.optim.AdamW(param_groups(model, WEIGHT_DECAY), lr=LR,
                                   fused=device.type == "cuda")
     schedule = WarmupCosine(LR, total_steps=total_steps, warmup_steps=total_steps // 10)
-    return Trainer(torch.compile(model) if compiled else model, model, optimizer, schedule,
+    return Trainer(_compile(plan, model) if compiled else model, model, optimizer, schedule,
                    dist=Dist(device=device), amp_dtype=torch.bfloat16 if plan.amp else None,
                    channels_last=plan.channels_last, label_smoothing=SMOOTHING)
 
@@ -148,7 +314,7 @@ class PlainLoop:
 
     def __init__(self, plan: Plan, model: torch.nn.Module, compiled: bool) -> None:
         self.device = torch.device(plan.device)
-        self.model = torch.compile(model) if compiled else model
+        self.model = _compile(plan, model) if compiled else model
         self.optimizer = torch.optim.AdamW(model.parameters(), lr=LR, weight_decay=WEIGHT_DECAY,
                                            fused=self.device.type == "cuda")
         self.criterion = torch.nn.CrossEntropyLoss(label_smoothing=SMOOTHING)
@@ -179,50 +345,76 @@ def _sync(device: torch.device) -> None:
 # -- synthetic batches -----------------------------------------------------------------------------
 
 
-def bench_loop(plan: Plan, name: str, compiled: bool, label: str) -> list[Row]:
+def bench_loop(plan: Plan, name: str, compiled: bool, label: str,
+               profile: Path | None = None) -> tuple[list[Row], dict[str, Any]]:
     """Both loops over the same pre-made batches (on the device), interleaved."""
-    classes = 10
+    classes, batch = 10, plan.batch(name)
     gen = torch.Generator().manual_seed(0)
-    batches = [(torch.randn(plan.batch_size, 3, plan.image_size, plan.image_size, generator=gen),
-                torch.randint(0, classes, (plan.batch_size,), generator=gen))
+    batches = [(torch.randn(batch, 3, plan.image_size, plan.image_size, generator=gen),
+                torch.randint(0, classes, (batch,), generator=gen))
                for _ in range(min(plan.steps, 8))]
     batches = [(x.to(plan.device), y.to(plan.device)) for x, y in batches]
     timed = [batches[i % len(batches)] for i in range(plan.steps)]
-    warm = timed[: plan.warmup_steps]
+    warm = [batches[i % len(batches)] for i in range(plan.warmup_steps)]
     base = make_model(plan, name, classes)
     zoo_model, plain_model = copy.deepcopy(base), copy.deepcopy(base)
     trainer = zoo_trainer(plan, zoo_model, compiled, total_steps=10**6)
     plain = PlainLoop(plan, plain_model, compiled)
-    trainer.train_epoch(warm)
-    plain.train_epoch(warm)
     device = torch.device(plan.device)
-    zoo_rates, plain_rates = [], []
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
+    trainer.train_epoch(warm)
+    plain.train_epoch(warm)
+    zoo_rates, plain_rates = [], []
     for rep in range(plan.reps):  # alternate which loop goes first: drift hits both alike
         for which in ((0, 1) if rep % 2 == 0 else (1, 0)):
             began = time.perf_counter()
             seen = trainer.train_epoch(timed).images if which == 0 else plain.train_epoch(timed)
             (zoo_rates if which == 0 else plain_rates).append(
                 seen / (time.perf_counter() - began))
-    rows = [_ratio_row(f"{label}, synthetic batches, batch {plan.batch_size}",
-                       zoo_rates, plain_rates)]
-    rows += _gpu_rows(plan, label, base, median(zoo_rates))
-    return rows
+    figure = _figure(name, compiled, "synthetic", batch, zoo_rates, plain_rates)
+    rows = [_ratio_row(plan, f"{label}, synthetic batches, batch {batch}", figure)]
+    rows += _gpu_rows(plan, label, base, figure)
+    rows += _rate_rows(plan, name, label, figure)
+    if profile is not None and not compiled:
+        _profile(plan, label, trainer, plain, timed[: plan.profile_steps], profile)
+    return rows, figure
 
 
-def _gpu_rows(plan: Plan, label: str, model: torch.nn.Module, rate: float) -> list[Row]:
+def _figure(name: str, compiled: bool, source: str, batch: int, zoo_rates: list[float],
+            plain_rates: list[float], **extra: Any) -> dict[str, Any]:
+    ratio = median([z / p for z, p in zip(zoo_rates, plain_rates, strict=True)])
+    return {"model": name, "compiled": compiled, "source": source, "batch_size": batch,
+            "zoo_images_per_s": median(zoo_rates), "plain_images_per_s": median(plain_rates),
+            "ratio": ratio, "zoo_rates": zoo_rates, "plain_rates": plain_rates, **extra}
+
+
+def _gpu_rows(plan: Plan, label: str, model: torch.nn.Module,
+              figure: dict[str, Any]) -> list[Row]:
     rows = []
     if plan.peak_tflops:
         flops = 3 * forward_flops(model, plan.image_size)  # forward + backward ~ 3x forward
-        achieved = flops * rate / 1e12
+        achieved = flops * figure["zoo_images_per_s"] / 1e12
+        figure.update(gflop_per_image=flops / 1e9, tflops=achieved,
+                      mfu=achieved / plan.peak_tflops)
         rows.append(Row(f"{label}: model FLOPs utilisation ({flops / 1e9:.1f} GFLOP/image "
                         "trained)", f"{achieved:.0f} TFLOP/s = {achieved / plan.peak_tflops:.1%}",
                         f"peak {plan.peak_tflops:.0f} TFLOP/s"))
     if plan.device.startswith("cuda"):
         peak = torch.cuda.max_memory_allocated() / 2**30
+        figure["peak_memory_gib"] = peak
         rows.append(Row(f"{label}: peak GPU memory (both loops)", f"{peak:.1f} GiB"))
     return rows
+
+
+def _rate_rows(plan: Plan, name: str, label: str, figure: dict[str, Any]) -> list[Row]:
+    target = dict(plan.rate_targets).get(name)
+    if target is None:
+        return []
+    rate = figure["zoo_images_per_s"]
+    return [Row(f"{label}: zoo loop images/s, synthetic batches", f"{rate:,.0f} images/s",
+                ratio=f"{rate / target:.2f}", target=f">= {target:,.0f} images/s",
+                passed=rate >= target)]
 
 
 def forward_flops(model: torch.nn.Module, image_size: int) -> float:
@@ -239,22 +431,42 @@ def forward_flops(model: torch.nn.Module, image_size: int) -> float:
     return float(counter.get_total_flops())
 
 
+def _profile(plan: Plan, label: str, trainer: Trainer, plain: PlainLoop, batches: list,
+             path: Path) -> None:
+    """Where each loop's time goes: torch.profiler's top operators over a few steps."""
+    from torch.profiler import ProfilerActivity, profile
+
+    cuda = plan.device.startswith("cuda")
+    activities = [ProfilerActivity.CPU, *([ProfilerActivity.CUDA] if cuda else [])]
+    sort = "self_device_time_total" if cuda else "self_cpu_time_total"
+    with path.open("a") as out:
+        for which, run in (("zoo loop", trainer.train_epoch), ("plain loop", plain.train_epoch)):
+            with profile(activities=activities) as prof:
+                run(batches)
+                _sync(torch.device(plan.device))
+            table = prof.key_averages().table(sort_by=sort, row_limit=15, max_name_column_width=60)
+            out.write(f"\n== {label}, {which}, {len(batches)} steps ==\n{table}\n")
+
+
 # -- the real pipeline --------------------------------------------------------------------------
 
 
-def bench_pipeline(plan: Plan, name: str, compiled: bool, label: str, tmp: Path) -> list[Row]:
+def bench_pipeline(plan: Plan, name: str, compiled: bool, label: str, images: Path, tmp: Path,
+                   workers: int | None, synthetic: float | None,
+                   ) -> tuple[list[Row], dict[str, Any]]:
     """The zoo loop and the plain loop over the zoo's loaders on a JPEG folder (decoding and
     augmentation in worker processes), epoch by epoch, alternating which goes first."""
-    from zoo.training._loaders import data_config, make_loaders
+    from zoo.training._loaders import data_config, default_workers, make_loaders
     from zoo.training.data import scan_image_folder, split
 
-    folder = image_folder(tmp / f"images-{plan.image_size}", plan.e2e_images,
-                          plan.image_size + plan.image_size // 7)
+    workers = default_workers() if workers is None else workers
+    batch = plan.batch(name)
+    folder = image_folder(images, plan.e2e_images, plan.jpeg_size(), processes=os.cpu_count())
     index = scan_image_folder(folder)
     train, val = split(index, 0.2, seed=0)
     base = make_model(plan, name, len(index.classes))
     loaders = make_loaders(train, val, config=data_config(base, plan.image_size),
-                           batch_size=plan.batch_size, workers=plan.workers, seed=0,
+                           batch_size=batch, workers=workers, seed=0,
                            pin_memory=plan.device.startswith("cuda"))
     trainer = zoo_trainer(plan, copy.deepcopy(base), compiled, total_steps=10**6)
     plain = PlainLoop(plan, copy.deepcopy(base), compiled)
@@ -268,15 +480,32 @@ def bench_pipeline(plan: Plan, name: str, compiled: bool, label: str, tmp: Path)
             if epoch:  # epoch 0 starts the workers and warms up (cudnn, compilation)
                 (zoo_rates if which == 0 else plain_rates).append(
                     seen / (time.perf_counter() - began))
-    where = f"JPEG folder ({len(train)} images, {plan.workers} loader workers)"
-    rows = [_ratio_row(f"{label}, {where}", zoo_rates, plain_rates)]
-    if plan.device == "cpu" and not compiled:
-        rows.append(_finetune_row(plan, name, label, folder, tmp, median(plain_rates)))
-    return rows
+    kib = _mean_kib(folder)
+    figure = _figure(name, compiled, "jpeg", batch, zoo_rates, plain_rates, workers=workers,
+                     train_images=len(train), jpeg_px=plan.jpeg_size(), jpeg_mean_kib=kib)
+    where = (f"JPEG folder ({len(train)} images of {plan.jpeg_size()} px, {kib:.0f} KiB, "
+             f"{workers} loader workers)")
+    rows = [_ratio_row(plan, f"{label}, {where}", figure)]
+    rows += _pipeline_rows(plan, label, workers, figure, synthetic)
+    if plan.finetune_row and plan.device == "cpu" and not compiled:
+        rows.append(_finetune_row(plan, name, label, folder, tmp, figure, workers))
+    return rows, figure
+
+
+def _pipeline_rows(plan: Plan, label: str, workers: int, figure: dict[str, Any],
+                   synthetic: float | None) -> list[Row]:
+    if plan.pipeline_target is None or not synthetic:
+        return []
+    rate = figure["zoo_images_per_s"]
+    figure["over_synthetic"] = rate / synthetic
+    return [Row(f"{label}: zoo loop, JPEG folder ({workers} workers) over synthetic batches",
+                f"{rate:,.1f} images/s", f"synthetic {synthetic:,.1f} images/s",
+                f"{rate / synthetic:.3f}", f">= {plan.pipeline_target}",
+                rate / synthetic >= plan.pipeline_target)]
 
 
 def _finetune_row(plan: Plan, name: str, label: str, folder: Path, tmp: Path,
-                  plain_rate: float) -> Row:
+                  figure: dict[str, Any], workers: int) -> Row:
     """``zoo.finetune`` itself (run record, validation, checkpoints, evaluation): the
     training images/s it reports, beside the plain loop's figure measured above."""
     import zoo
@@ -286,40 +515,61 @@ def _finetune_row(plan: Plan, name: str, label: str, folder: Path, tmp: Path,
                    artifact_root=str(tmp / "artifacts"), catalog_dir=tmp / "catalog",
                    owner="bench", on_duplicate="ignore")
     result = zoo.finetune(name, folder, pretrained=False, epochs=plan.e2e_epochs + 1,
-                          batch_size=plan.batch_size, image_size=plan.image_size,
-                          workers=plan.workers, workspace=ws, progress=False, project="bench",
+                          batch_size=plan.batch(name), image_size=plan.image_size,
+                          workers=workers, workspace=ws, progress=False, project="bench",
                           lr=LR, weight_decay=WEIGHT_DECAY, label_smoothing=SMOOTHING,
                           device=plan.device)
-    rate = result.images_per_second
+    rate, plain_rate = result.images_per_second, figure["plain_images_per_s"]
+    figure["finetune_images_per_s"] = rate
     return Row(f"{label}: zoo.finetune end to end, training images/s it records (one run)",
                f"{rate:,.1f} images/s", f"plain loop {plain_rate:,.1f} images/s",
                f"{rate / plain_rate:.3f}")
 
 
-def image_folder(root: Path, per_class: int, size: int) -> Path:
-    """3 classes of noisy JPEGs (made once per size)."""
+def image_folder(root: Path, per_class: int, size: int, processes: int | None = 1) -> Path:
+    """3 classes of noisy JPEGs (made once per folder; a noisy 384 px JPEG weighs about what
+    an average ImageNet photo does, about 110 KiB)."""
     if root.is_dir():
         return root
-    import numpy as np
-    from PIL import Image
-
-    rng = np.random.default_rng(0)
-    for c in range(3):
-        (root / f"class_{c}").mkdir(parents=True)
-        for i in range(per_class):
-            pixels = rng.integers(0, 256, (size, size, 3), dtype=np.uint8)
-            pixels[..., c] = 255 - pixels[..., c] // 4
-            Image.fromarray(pixels).save(root / f"class_{c}" / f"{i:05d}.jpg", quality=90)
+    chunks = [(root / f"class_{c}", c, range(i, min(i + 100, per_class)), size)
+              for c in range(3) for i in range(0, per_class, 100)]
+    for folder, *_ in chunks:
+        folder.mkdir(parents=True, exist_ok=True)
+    workers = max(1, min(processes or 1, len(chunks)))
+    if workers == 1:
+        for chunk in chunks:
+            _write_images(chunk)
+        return root
+    with ProcessPoolExecutor(workers) as pool:
+        list(pool.map(_write_images, chunks))
     return root
 
 
-def _ratio_row(measure: str, zoo_rates: list[float], plain_rates: list[float]) -> Row:
+def _write_images(chunk: tuple[Path, int, range, int]) -> None:
+    import numpy as np
+    from PIL import Image
+
+    folder, c, numbers, size = chunk
+    rng = np.random.default_rng([c, numbers.start])
+    for i in numbers:
+        pixels = rng.integers(0, 256, (size, size, 3), dtype=np.uint8)
+        pixels[..., c] = 255 - pixels[..., c] // 4
+        Image.fromarray(pixels).save(folder / f"{i:05d}.jpg", quality=90)
+
+
+def _mean_kib(folder: Path) -> float:
+    sizes = [p.stat().st_size for p in folder.glob("*/*.jpg")]
+    return sum(sizes) / max(len(sizes), 1) / 1024
+
+
+def _ratio_row(plan: Plan, measure: str, figure: dict[str, Any]) -> Row:
     """Medians of each loop, and the median of the paired ratios: each zoo repetition over
     the plain one run right beside it, so load that comes and goes hits both sides."""
-    ratio = median([z / p for z, p in zip(zoo_rates, plain_rates, strict=True)])
-    return Row(f"{measure} ({len(zoo_rates)} pairs)", f"{median(zoo_rates):,.1f} images/s",
-               f"plain loop {median(plain_rates):,.1f} images/s", f"{ratio:.3f}",
-               f">= {RATIO_TARGET}", ratio >= RATIO_TARGET)
+    ratio = figure["ratio"]
+    return Row(f"{measure} ({len(figure['zoo_rates'])} pairs)",
+               f"{figure['zoo_images_per_s']:,.1f} images/s",
+               f"plain loop {figure['plain_images_per_s']:,.1f} images/s", f"{ratio:.3f}",
+               f">= {plan.ratio_target}", ratio >= plan.ratio_target)
 
 
 if __name__ == "__main__":
