@@ -27,6 +27,9 @@ PG_URL = os.environ.get("CAIRN_TEST_POSTGRES_URL")
 
 os.environ.setdefault("DVC_NO_ANALYTICS", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# System metrics off unless a test asks for them: they would add system/* metrics to every
+# run whose metrics a test counts (tests/test_sampler.py and test_usage.py turn them on).
+os.environ.setdefault("CAIRN_SYSTEM_INTERVAL", "0")
 os.environ.setdefault("GIT_CONFIG_NOSYSTEM", "1")
 
 
@@ -112,7 +115,7 @@ def workspace(tmp_dir: Path, store_url: str) -> Workspace:
     return Workspace(
         root=tmp_dir, store_url=store_url, artifact_root=str(tmp_dir / "artifacts"),
         catalog_dir=tmp_dir / "catalog", owner="tester", heartbeat_interval=0.5,
-        flush_interval=0.05,
+        flush_interval=0.05, system_interval=0,
     )
 
 

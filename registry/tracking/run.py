@@ -16,6 +16,7 @@ from typing import Any
 
 from registry._params import ParamValue, flatten_params, typed_value
 from registry.artifacts import ArtifactStore, clean_name
+from registry.capture.sampler import start_sampler
 from registry.entities import ArtifactRecord, DatasetUse, RunRecord, RunStatus
 from registry.errors import (
     DataNotTrackedError,
@@ -68,6 +69,8 @@ class Run:
         self._slots = self._writer.slots
         self._writer.start()
         self._usage: Usage | None = Usage(self, hardware, workspace)
+        self._sampler = start_sampler(self.log_metrics, workspace.system_interval,
+                                      warn=self._warn, name=f"cairn-sampler-{run_id[:8]}")
         _lifecycle.register(self)
 
     def __repr__(self) -> str:
@@ -285,15 +288,23 @@ class Run:
             self._mirror.finish(self.warnings)
 
     def _finish_usage(self) -> None:
-        """Record device hours, energy and cost while the run still takes metrics (once)."""
+        """Stop the system sampler (its last sample) and record device hours, energy and
+        cost while the run still takes metrics (once)."""
         with self._lock:
             usage, self._usage = (None, None) if self._closed else (self._usage, None)
         if usage is None:
             return
+        report = self._sampler.stop() if self._sampler is not None else None  # never raises
         try:
-            usage.finish()
+            usage.finish(report)
         except Exception as exc:  # what a run cost must never end it badly
             self._warn(f"could not record the run's cost: {exc!r}")
+        if report is not None:
+            logged = any(slot.next_step > 1 for key, slot in list(self._slots.items())
+                         if not key.startswith("system/"))
+            idle = report.idle_warning(logged_steps=logged)
+            if idle:
+                self._warn(idle)
 
     def _record_end(self, end: spool.EndRecord) -> bool:
         """Tell the store how the run ended; False when it cannot be told now."""
