@@ -8,7 +8,8 @@
 Importing this package loads only the standard library; the store (SQLAlchemy), DVC and
 MLflow are imported when first used. The knowledge layer is reached from here too:
 ``registry.search(query)``, ``registry.compare(refs)``, ``registry.similar(run)``,
-``registry.best_prior(data, metric)``, ``registry.mov_progress(project)``.
+``registry.best_prior(data, metric)``, ``registry.mov_progress(project)``; groups of seeds:
+``registry.groups(query)``, ``registry.compare_groups(a, b, metric)``.
 """
 
 # Bind Python's SQLite now: a framework imported later (TensorFlow) that brings its own SQLite
@@ -34,6 +35,8 @@ __version__ = "0.1.0"
 _LAZY = {
     "search": "registry.query",
     "compare": "registry.knowledge",
+    "compare_groups": "registry.knowledge",
+    "groups": "registry.query.groups",
     "similar": "registry.knowledge",
     "best_prior": "registry.knowledge",
     "define_mov": "registry.knowledge",
@@ -52,9 +55,11 @@ __all__ = [
     "active_run",
     "best_prior",
     "compare",
+    "compare_groups",
     "define_mov",
     "errors",
     "get_run",
+    "groups",
     "list_runs",
     "load_workspace",
     "metric_history",

@@ -63,7 +63,7 @@ def pg_url() -> Iterator[str]:
 def _workspace(root: Path, url: str) -> Workspace:
     return Workspace(root=root, store_url=url, artifact_root=str(root / "artifacts"),
                      catalog_dir=root / "catalog", owner="tester", heartbeat_interval=0.5,
-                     flush_interval=0.05, on_duplicate="ignore")
+                     flush_interval=0.05, on_duplicate="ignore", system_interval=0)
 
 
 def _data(path: str, data_hash: str | None) -> DataVersion:

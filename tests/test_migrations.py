@@ -347,7 +347,7 @@ def expected_record(ref: str) -> dict[str, Any]:
 
 def _workspace(url: str, tmp_path) -> Workspace:
     return Workspace(root=tmp_path, store_url=url, artifact_root=str(tmp_path / "artifacts"),
-                     catalog_dir=tmp_path / "catalog", owner="tester")
+                     catalog_dir=tmp_path / "catalog", owner="tester", system_interval=0)
 
 
 def _found(ws: Workspace, query: str) -> set[str]:

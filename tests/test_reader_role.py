@@ -81,7 +81,7 @@ def _drop(url: str, name: str) -> None:
 def _workspace(tmp_path, url: str) -> Workspace:
     return Workspace(root=tmp_path, store_url=url, artifact_root=str(tmp_path / "artifacts"),
                      catalog_dir=tmp_path / "catalog", owner="ana", flush_interval=0.05,
-                     heartbeat_interval=0.5)
+                     heartbeat_interval=0.5, system_interval=0)
 
 
 @pytest.fixture

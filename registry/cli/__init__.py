@@ -8,6 +8,7 @@ from importlib.metadata import entry_points
 
 import click
 
+from registry.cli.groups import groups
 from registry.cli.kit import CairnGroup
 from registry.cli.mlflow import mlflow
 from registry.cli.mov import mov
@@ -42,6 +43,7 @@ def cli() -> None:
 cli.add_command(init)
 cli.add_command(reader_role)
 cli.add_command(runs)
+runs.add_command(groups)  # cairn runs groups
 cli.add_command(mov)
 cli.add_command(mlflow)
 

@@ -33,13 +33,27 @@ _HASH = re.compile(r"[0-9a-f]{16,}")
               help="Only the history of metric KEY: one row per step, one column per run.")
 @click.option("--max-points", type=click.IntRange(min=2),
               help="With --history: keep every k-th step (and the last), at most this many.")
+@click.option("--groups", "as_groups", is_flag=True,
+              help="Compare two groups of seeds (each named by a run of it or its group id "
+                   "from `cairn runs groups`) on --metric, beyond seed noise.")
+@click.option("--metric", help="With --groups: the metric compared.")
+@click.option("--all-statuses", "include_unfinished", is_flag=True,
+              help="With --groups: count RUNNING, FAILED and KILLED runs too.")
 def compare_command(run_refs: tuple[str, ...], show_all: bool, as_json: bool,
-                    history_key: str | None, max_points: int | None) -> None:
+                    history_key: str | None, max_points: int | None, as_groups: bool,
+                    metric: str | None, include_unfinished: bool) -> None:
     """Compare RUNs (ids, id prefixes or unique names) side by side.
 
     Shows only what differs unless --all; cells that differ from the first run's are
-    highlighted on a terminal and marked with '*' otherwise.
+    highlighted on a terminal and marked with '*' otherwise. With --groups, two groups of
+    seeds A B: the difference of their means on --metric with a 95% interval, and a verdict
+    ("B is better by 1.2 +/- 0.5 points (95%), n=5 vs 5").
     """
+    if as_groups:
+        _compare_groups(run_refs, metric, as_json, include_unfinished)
+        return
+    if metric or include_unfinished:
+        raise click.UsageError("--metric and --all-statuses go with --groups")
     try:
         result = compare(run_refs, store=_store(), max_points=max_points,
                          history_keys=[history_key] if history_key else ())
@@ -57,6 +71,31 @@ def compare_command(run_refs: tuple[str, ...], show_all: bool, as_json: bool,
 
 def _store():
     return load_workspace().open_store()
+
+
+def _compare_groups(refs: tuple[str, ...], metric: str | None, as_json: bool,
+                    include_unfinished: bool) -> None:
+    from registry.knowledge.groups import compare_groups
+
+    if len(refs) != 2 or not metric:
+        raise click.UsageError("--groups takes two groups, A and B, and --metric")
+    result = compare_groups(refs[0], refs[1], metric, include_unfinished=include_unfinished,
+                            workspace=load_workspace())
+    if as_json:
+        click.echo(json.dumps(result.to_dict(), indent=2, allow_nan=False))
+        return
+    rows = [[label, side.ref, side.id, side.project, side.n, side.runs, value(side.mean),
+             value(side.std)] for label, side in (("A", result.a), ("B", result.b))]
+    click.echo(table(["", "ref", "group", "project", "n", "runs", f"{metric} mean", "std"],
+                     rows))
+    if result.low is not None:
+        scale = result.scale
+        click.echo(f"B - A: {value(result.difference * scale)} {result.unit}, 95% interval "
+                   f"{value(result.low * scale)} to {value(result.high * scale)} "
+                   f"({result.method})")
+    for note in result.notes:
+        click.echo(f"note: {note}")
+    click.echo(result.verdict)
 
 
 def _styled() -> bool:

@@ -8,12 +8,13 @@ fingerprint match scores 1.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from registry._fingerprint import (
     data_key,
@@ -25,6 +26,9 @@ from registry._fingerprint import (
 from registry._params import ParamValue, typed_value
 from registry.config import Workspace, load_workspace
 from registry.entities import MetricSummary, RunRecord
+
+if TYPE_CHECKING:
+    from registry.store.groups import Group
 
 __all__ = ["Prior", "RunSpec", "best_prior", "primary_metric", "similar", "spec_of"]
 
@@ -71,6 +75,7 @@ class Prior:
     exact: bool
     reasons: tuple[str, ...]
     differences: Mapping[str, tuple[Any, Any]]
+    group: Group | None = None  # the run's group of seeds (registry.store.groups), if keyed
 
     def describe(self, metric: tuple[str, str] | None = None) -> str:
         """One line naming who ran it, when, its status and its best metric."""
@@ -122,15 +127,17 @@ def find_priors(store, spec: RunSpec, *, exclude: int | None = None, limit: int 
     the list, so the cost stays flat however many runs share the data.
     """
     from registry.store import similar as rows
+    from registry.store.groups import groups_of
 
     with store.snapshot():  # one read transaction for the pool, its params and records
         found = rows.pool(store, fingerprint=spec.fingerprint, data_key=spec.data_key,
                           family=spec.family, exclude=exclude)
         scored, params = _score(store, spec, found, limit, min_score)
         records = store.get_runs([pk for _, pk, _ in scored], details=False)
+        groups = groups_of(store, [pk for _, pk, _ in scored]) if scored else {}
     exact = set(found.exact)
     return [Prior(record, round(score, 3), pk in exact, tuple(reasons),
-                  {} if pk in exact else _differences(spec, params.get(pk, {})))
+                  {} if pk in exact else _differences(spec, params.get(pk, {})), groups.get(pk))
             for (score, pk, reasons), record in zip(scored, records, strict=True)]
 
 
@@ -264,5 +271,33 @@ def _show(v: Any) -> str:
 
 
 def describe_all(priors: Sequence[Prior], projects: Mapping[str, Any] | None = None) -> list[str]:
-    """Warning lines for run start."""
-    return [p.describe(primary_metric(p.run, projects)) for p in priors]
+    """Warning lines for run start: one per prior, then one per group of seeds among them
+    ("bob ran this 3 times: val_acc 0.912 +/- 0.004")."""
+    lines = [p.describe(primary_metric(p.run, projects)) for p in priors]
+    shown: dict[tuple[str, str], list[Prior]] = {}
+    for p in priors:
+        if p.group is not None and p.group.runs >= 2:
+            shown.setdefault((p.group.project, p.group.key), []).append(p)
+    return lines + [_group_line(ps, projects) for ps in list(shown.values())[:2]]
+
+
+def _group_line(priors: Sequence[Prior], projects: Mapping[str, Any] | None) -> str:
+    group, first = priors[0].group, priors[0]
+    exact = any(p.exact for p in priors)
+    what = "this" if exact else f"a similar experiment (run {first.run.id[:8]})"
+    owners = list(group.owners)
+    who = " and ".join(owners) if len(owners) <= 2 else (
+        f"{owners[0]}, {owners[1]} and {len(owners) - 2} more")
+    line = f"{who} ran {what} {group.runs} times (group {group.id})"
+    metric = primary_metric(first.run, projects)
+    stats = group.metrics.get(metric[0]) if metric else None
+    if stats is not None and stats.n:
+        spread = stats.std or 0.0
+        places = max(0, -math.floor(math.log10(spread))) if spread > 0 else None
+        mean = f"{stats.mean:.4g}" if places is None else f"{stats.mean:.{places}f}"
+        line += f": {metric[0]} {mean}"
+        if places is not None:
+            line += f" +/- {spread:.{places}f}"
+        line += f" (n={stats.n}" + "".join(
+            f", {count} {status}" for status, count in group.left_out.items()) + ")"
+    return line

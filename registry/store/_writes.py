@@ -70,6 +70,9 @@ def insert_run(conn: Connection, values: Mapping[str, Any]) -> int:
 
 
 def update_run(conn: Connection, run_pk: int, values: Mapping[str, Any]) -> None:
+    if "fingerprint" in values and "group_key" not in values:
+        # What the run is changed (new data): its group key is remade when next needed.
+        values = {**values, "group_key": None}
     conn.execute(update(run).where(run.c.pk == run_pk).values(**values))
 
 

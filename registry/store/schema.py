@@ -46,7 +46,7 @@ __all__ = [
 ]
 
 # The Alembic revision this code writes; tests check it is the migrations' head.
-SCHEMA_REVISION = "0004"
+SCHEMA_REVISION = "0005"
 
 RUN_STATUSES = ("RUNNING", "FINISHED", "FAILED", "KILLED")
 PARAM_TYPES = ("int", "float", "bool", "str", "null", "json")
@@ -116,6 +116,8 @@ run = Table(
     # For "has this been tried?": the architecture family and a digest of the data versions.
     Column("model_family", String(100)),
     Column("data_key", String(64)),
+    # Runs that differ only in their seeds share it (``store.groups``): settings tag + digest.
+    Column("group_key", String(72)),
     UniqueConstraint("id"),
     _enum_check("status", RUN_STATUSES, "status"),
 )
@@ -136,6 +138,9 @@ Index(None, run.c.name)
 # Similarity candidates, newest first: "runs on the same data", "runs of the same family".
 Index(None, run.c.data_key, run.c.start_time)
 Index(None, run.c.model_family, run.c.start_time)
+# Groups of seeds, read in this order: "the runs of this group", group ids by prefix, keys made
+# under old settings; covering for the members of every group by status and newest start.
+Index(None, run.c.group_key, run.c.project_id, run.c.status, run.c.start_time)
 
 param = Table(
     "param",

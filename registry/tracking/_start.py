@@ -87,12 +87,13 @@ class _Tried:
 
 
 def _tried(store, ws: Workspace, params, code, declared) -> _Tried:
+    from registry.knowledge.groups import group_key
     from registry.knowledge.similarity import SIMILAR_ENOUGH, RunSpec, describe_all, find_priors
 
     spec = RunSpec(params, tuple((role, v.hash, v.path) for role, v, _ in declared), code,
                    ws.fingerprint_ignore)
     keys = {"fingerprint": spec.fingerprint, "model_family": spec.family,
-            "data_key": spec.data_key}
+            "data_key": spec.data_key, "group_key": group_key(spec, ws.seed_params)}
     if ws.on_duplicate == "ignore":
         return _Tried([], [], keys)
     priors = find_priors(store, spec, limit=5, min_score=SIMILAR_ENOUGH)

@@ -217,11 +217,13 @@ class Run:
 
     def _recheck(self) -> None:
         """New data changes what this experiment is: update its keys, warn of new priors."""
+        from registry.knowledge.groups import group_key
         from registry.knowledge.similarity import SIMILAR_ENOUGH, RunSpec, describe_all, find_priors
 
         ws = self._workspace
         spec = RunSpec(self._params, tuple(self._data), self._code, ws.fingerprint_ignore)
-        self._store.update_run(self._pk, fingerprint=spec.fingerprint, data_key=spec.data_key)
+        self._store.update_run(self._pk, fingerprint=spec.fingerprint, data_key=spec.data_key,
+                               group_key=group_key(spec, ws.seed_params))
         if ws.on_duplicate == "ignore":
             return
         # A prior is new news when unseen, or when it was similar and is now the same run.
