@@ -34,7 +34,7 @@ __all__ = [
     "run_snapshot",
 ]
 
-SIMILARITY_KEYS = ("model_family", "data_key")  # run columns that RunRecord does not carry
+SIMILARITY_KEYS = ("model_family", "data_key", "group_key")  # run columns RunRecord lacks
 _BATCH = 1000  # ids per IN list
 
 

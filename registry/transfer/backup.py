@@ -163,13 +163,14 @@ def _artifact(a: dict[str, Any]) -> tuple[str, str, int, str, float]:
 def _similarity_keys(data: dict[str, Any], params: dict[str, ParamValue],
                      datasets: list[DatasetUse]) -> dict[str, str | None]:
     """The keys as exported, or derived as a run's start derives them (older exports)."""
-    if all(k in data for k in _KEYS):
-        keys = {k: data[k] for k in _KEYS}
+    if all(k in data for k in _KEYS[:2]):  # an export older than group keys lacks the third
+        keys = {k: data.get(k) for k in _KEYS}
         if any(v is not None and not isinstance(v, str) for v in keys.values()):
             raise ValueError(f"{' and '.join(_KEYS)} must be text or null")
         return keys
     family = model_family({k: p.value() for k, p in params.items() if p.vtype == "str"})
-    return {"model_family": family, "data_key": data_key(d.hash for d in datasets)}
+    return {"model_family": family, "data_key": data_key(d.hash for d in datasets),
+            "group_key": None}  # made again on the first registry.groups
 
 
 def _number(p: dict[str, Any]) -> float | None:
