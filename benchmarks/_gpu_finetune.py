@@ -101,12 +101,13 @@ def images(folder: Path, dry: bool) -> None:
     import os
 
     sys.path.insert(0, str(HERE))
-    from bench_zoo import Plan, _mean_kib, image_folder
+    from _zoo_loops import image_folder, mean_kib
+    from bench_zoo import Plan
 
     plan = Plan.dry() if dry else Plan.gpu()
     image_folder(folder, plan.e2e_images, plan.jpeg_size(), processes=os.cpu_count())
     count = len(list(folder.glob("*/*.jpg")))
-    print(f"{folder}: {count} JPEGs of {plan.jpeg_size()} px, mean {_mean_kib(folder):.0f} KiB")
+    print(f"{folder}: {count} JPEGs of {plan.jpeg_size()} px, mean {mean_kib(folder):.0f} KiB")
 
 
 def run_id(path: Path) -> None:

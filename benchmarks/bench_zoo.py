@@ -37,7 +37,6 @@ import tempfile
 import time
 import traceback
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -47,15 +46,22 @@ from _common import Row, load_average, machine_facts, median, print_facts, print
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from zoo._compat import import_timm
-from zoo.training.ddp import Dist
+from _zoo_loops import (
+    LR,
+    SMOOTHING,
+    WEIGHT_DECAY,
+    PlainLoop,
+    image_folder,
+    make_model,
+    mean_kib,
+    sync,
+    zoo_trainer,
+)
+
 from zoo.training.loop import Trainer
-from zoo.training.schedule import WarmupCosine
-from zoo.training.strategies import param_groups
 
 PACKAGES = ("cairn", "torch", "torchvision", "timm", "pillow")
 RATIO_TARGET = 0.97
-SMOOTHING, WEIGHT_DECAY, LR = 0.1, 0.05, 1e-3
 
 
 @dataclass(frozen=True)
@@ -284,64 +290,6 @@ def _workers_text(workers: int | None) -> str:
     return "auto" if workers is None else str(workers)
 
 
-# -- the two loops --------------------------------------------------------------------------------
-
-
-def make_model(plan: Plan, name: str, num_classes: int) -> torch.nn.Module:
-    torch.manual_seed(0)
-    model = import_timm().create_model(name, pretrained=False, num_classes=num_classes)
-    fmt = torch.channels_last if plan.channels_last else torch.contiguous_format
-    return model.to(plan.device, memory_format=fmt)
-
-
-def _compile(plan: Plan, model: torch.nn.Module) -> Any:
-    return torch.compile(model, backend=plan.compile_backend)
-
-
-def zoo_trainer(plan: Plan, model: torch.nn.Module, compiled: bool, total_steps: int) -> Trainer:
-    """The Trainer exactly as ``zoo.finetune`` builds it (single process)."""
-    device = torch.device(plan.device)
-    optimizer = torch.optim.AdamW(param_groups(model, WEIGHT_DECAY), lr=LR,
-                                  fused=device.type == "cuda")
-    schedule = WarmupCosine(LR, total_steps=total_steps, warmup_steps=total_steps // 10)
-    return Trainer(_compile(plan, model) if compiled else model, model, optimizer, schedule,
-                   dist=Dist(device=device), amp_dtype=torch.bfloat16 if plan.amp else None,
-                   channels_last=plan.channels_last, label_smoothing=SMOOTHING)
-
-
-class PlainLoop:
-    """What an expert writes by hand: same loss, optimizer and precision, nothing else."""
-
-    def __init__(self, plan: Plan, model: torch.nn.Module, compiled: bool) -> None:
-        self.device = torch.device(plan.device)
-        self.model = _compile(plan, model) if compiled else model
-        self.optimizer = torch.optim.AdamW(model.parameters(), lr=LR, weight_decay=WEIGHT_DECAY,
-                                           fused=self.device.type == "cuda")
-        self.criterion = torch.nn.CrossEntropyLoss(label_smoothing=SMOOTHING)
-        self.fmt = torch.channels_last if plan.channels_last else torch.contiguous_format
-        self.amp = plan.amp
-
-    def train_epoch(self, loader) -> int:
-        self.model.train()
-        seen = 0
-        for images, labels in loader:
-            images = images.to(self.device, non_blocking=True, memory_format=self.fmt)
-            labels = labels.to(self.device, non_blocking=True)
-            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
-                loss = self.criterion(self.model(images), labels)
-            loss.backward()
-            self.optimizer.step()
-            self.optimizer.zero_grad(set_to_none=True)
-            seen += labels.shape[0]
-        _sync(self.device)
-        return seen
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 # -- synthetic batches -----------------------------------------------------------------------------
 
 
@@ -443,7 +391,7 @@ def _profile(plan: Plan, label: str, trainer: Trainer, plain: PlainLoop, batches
         for which, run in (("zoo loop", trainer.train_epoch), ("plain loop", plain.train_epoch)):
             with profile(activities=activities) as prof:
                 run(batches)
-                _sync(torch.device(plan.device))
+                sync(torch.device(plan.device))
             table = prof.key_averages().table(sort_by=sort, row_limit=15, max_name_column_width=60)
             out.write(f"\n== {label}, {which}, {len(batches)} steps ==\n{table}\n")
 
@@ -480,7 +428,7 @@ def bench_pipeline(plan: Plan, name: str, compiled: bool, label: str, images: Pa
             if epoch:  # epoch 0 starts the workers and warms up (cudnn, compilation)
                 (zoo_rates if which == 0 else plain_rates).append(
                     seen / (time.perf_counter() - began))
-    kib = _mean_kib(folder)
+    kib = mean_kib(folder)
     figure = _figure(name, compiled, "jpeg", batch, zoo_rates, plain_rates, workers=workers,
                      train_images=len(train), jpeg_px=plan.jpeg_size(), jpeg_mean_kib=kib)
     where = (f"JPEG folder ({len(train)} images of {plan.jpeg_size()} px, {kib:.0f} KiB, "
@@ -524,42 +472,6 @@ def _finetune_row(plan: Plan, name: str, label: str, folder: Path, tmp: Path,
     return Row(f"{label}: zoo.finetune end to end, training images/s it records (one run)",
                f"{rate:,.1f} images/s", f"plain loop {plain_rate:,.1f} images/s",
                f"{rate / plain_rate:.3f}")
-
-
-def image_folder(root: Path, per_class: int, size: int, processes: int | None = 1) -> Path:
-    """3 classes of noisy JPEGs (made once per folder; a noisy 384 px JPEG weighs about what
-    an average ImageNet photo does, about 110 KiB)."""
-    if root.is_dir():
-        return root
-    chunks = [(root / f"class_{c}", c, range(i, min(i + 100, per_class)), size)
-              for c in range(3) for i in range(0, per_class, 100)]
-    for folder, *_ in chunks:
-        folder.mkdir(parents=True, exist_ok=True)
-    workers = max(1, min(processes or 1, len(chunks)))
-    if workers == 1:
-        for chunk in chunks:
-            _write_images(chunk)
-        return root
-    with ProcessPoolExecutor(workers) as pool:
-        list(pool.map(_write_images, chunks))
-    return root
-
-
-def _write_images(chunk: tuple[Path, int, range, int]) -> None:
-    import numpy as np
-    from PIL import Image
-
-    folder, c, numbers, size = chunk
-    rng = np.random.default_rng([c, numbers.start])
-    for i in numbers:
-        pixels = rng.integers(0, 256, (size, size, 3), dtype=np.uint8)
-        pixels[..., c] = 255 - pixels[..., c] // 4
-        Image.fromarray(pixels).save(folder / f"{i:05d}.jpg", quality=90)
-
-
-def _mean_kib(folder: Path) -> float:
-    sizes = [p.stat().st_size for p in folder.glob("*/*.jpg")]
-    return sum(sizes) / max(len(sizes), 1) / 1024
 
 
 def _ratio_row(plan: Plan, measure: str, figure: dict[str, Any]) -> Row:
