@@ -125,6 +125,16 @@ def slow_workspace(workspace: Workspace) -> Workspace:
     return replace(workspace, heartbeat_interval=30.0, flush_interval=1.0)
 
 
+@pytest.fixture
+def repo(tmp_dir: Path) -> Path:
+    """The working directory as a git repository with one commit (a run's code version)."""
+    git(tmp_dir, "init", "-q", "-b", "main")
+    (tmp_dir / "train.py").write_text("print(1)\n")
+    git(tmp_dir, "add", "-A")
+    git(tmp_dir, "commit", "-q", "-m", "c")
+    return tmp_dir
+
+
 def git(cwd: Path, *args: str) -> str:
     """Run git in a test repository with a fixed identity."""
     env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com",

@@ -24,15 +24,6 @@ from tests.conftest import git
 BASE = {"model": {"backbone": "resnet18"}, "lr": 1e-3, "epochs": 10}
 
 
-@pytest.fixture
-def repo(tmp_dir):
-    git(tmp_dir, "init", "-q", "-b", "main")
-    (tmp_dir / "train.py").write_text("print(1)\n")
-    git(tmp_dir, "add", "-A")
-    git(tmp_dir, "commit", "-q", "-m", "c")
-    return tmp_dir
-
-
 def _run(ws, seed, acc=None, *, params=BASE, project="defects", owner="ana", status="FINISHED",
          name=None, data=None, metric="val_acc"):
     run = registry.start_run(project=project, name=name, owner=owner, workspace=ws,

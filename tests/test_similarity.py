@@ -13,18 +13,8 @@ from registry.entities import DatasetUse
 from registry.errors import DuplicateRunError
 from registry.knowledge.similarity import RunSpec, best_prior, similar
 from registry.store import SqlStore
-from tests.conftest import git
 
 CFG = {"model": {"backbone": "resnet50.a1_in1k"}, "lr": 1e-3, "epochs": 10, "mixup": True}
-
-
-@pytest.fixture
-def repo(tmp_dir):
-    git(tmp_dir, "init", "-q", "-b", "main")
-    (tmp_dir / "train.py").write_text("print(1)\n")
-    git(tmp_dir, "add", "-A")
-    git(tmp_dir, "commit", "-q", "-m", "c")
-    return tmp_dir
 
 
 def _run(ws, params, owner="ana", data_hash=None, acc=0.9, **kw):

@@ -159,6 +159,7 @@ def test_weights_given_by_file_are_recorded_by_digest(tmp_path, weights):
     prov = zoo.create("test_resnet", num_classes=3, weights=path).cairn_info.provenance
     assert (prov.source, prov.sha256) == ("file", hashlib.sha256(weights).hexdigest())
     assert "base_weights.repo" not in prov.params()
+    assert not (tmp_path / "mine.safetensors.cairn.json").exists()  # nothing beside it
 
 
 def test_a_finetune_records_its_weights_and_tells_other_weights_apart(hub, tmp_path, weights):

@@ -2,8 +2,9 @@
 
 The sha256 is the hub's own digest where the file sits in the Hugging Face cache (its blob is
 named by it, and a download is checked against it), else it is computed once and kept in a
-``<path>.cairn.json`` sidecar beside the file or SavedModel folder, trusted while the file's
-size and modification time are unchanged. A folder's digest is the sha256 of its files'
+``<path>.cairn.json`` sidecar beside the file or SavedModel folder (in the team's folder and
+the caches; a user's own ``weights=FILE`` is hashed once per process instead), trusted while
+the file's size and modification time are unchanged. A folder's digest is the sha256 of its files'
 relative paths and sha256s, sorted.
 """
 
@@ -92,7 +93,8 @@ def of_path(path: Path, source: str, repo_id: str | None = None,
     else:
         found = WeightsProvenance(source=source, sha256=digest, size=size, file=path.name,
                                   repo_id=repo_id, revision=revision, location=str(path))
-    remember(path, found)
+    if source != "file":  # a user's own weights=FILE gets no file beside it (memo only)
+        remember(path, found)
     return found
 
 
