@@ -47,7 +47,6 @@ from generate import (
     _insert_rows,
     _reference_rows,
     _rows_of,
-    _typed,
     schema_digest,
 )
 
@@ -106,21 +105,14 @@ def cached_store(plan: Plan) -> str:
 
 def _build(url: str, plan: Plan) -> None:
     from registry.store import SqlStore
-    from registry.store.groups import Keying, code_of
 
-    keying = Keying()  # the default settings, as start_run keys them
     store = SqlStore(url)
     try:
         with store.writing() as conn:
             projects, datasets = _reference_rows(conn)
         batch: dict[str, list[dict]] = defaultdict(list)
         for r in grouped_runs(plan):
-            _rows_of(r, projects, datasets, batch)
-            row = batch["run"][-1]
-            typed = {k: _typed(k, v) for k, v in r.params.items()}
-            triples = [(role, md5, path) for role, path, md5 in r.data]
-            row["group_key"] = keying.key(code_of(r.commit, r.diff_sha256, row["entry_point"]),
-                                          typed, triples)
+            _rows_of(r, projects, datasets, batch)  # keyed as start_run keys runs
             if len(batch["run"]) == BATCH:
                 with store.writing() as conn:
                     _insert_rows(conn, batch)

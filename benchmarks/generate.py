@@ -11,8 +11,8 @@ histories (``history_points`` each, stored as chunks by ``registry._history.enco
 summaries, tags, questions, notes and conclusions in words (so free text such as "mixup"
 matches a fraction of the runs), statuses (failed runs stop early, some with NaN losses),
 about 3% exact re-runs of an earlier config, and start times 315 s apart (100,000 runs span a
-year). Fingerprints, model families and data keys are computed by ``registry._fingerprint``
-as ``start_run`` computes them.
+year). Fingerprints, group keys, model families and data keys are computed as ``start_run``
+computes them (``registry._fingerprint``, ``registry.store.groups``).
 
 Runs come from one random stream, in order, and nothing depends on N: the first 10,000 runs of
 a 100,000-run store are the runs of a 10,000-run store, and ``synthetic_runs`` yields the same
@@ -51,6 +51,7 @@ from registry._fingerprint import data_key, fingerprint, model_family
 from registry._history import encode
 from registry._params import ParamValue, typed_value
 from registry.entities import encode_value
+from registry.store.groups import Keying
 
 __all__ = ["GENERATOR_VERSION", "SyntheticRun", "cached_sqlite", "dataset_versions", "generate",
            "schema_digest", "synthetic_runs"]
@@ -198,6 +199,7 @@ def _rows_of(r: SyntheticRun, projects: dict[str, int], datasets: dict[str, int]
 
 
 _TYPED: dict[tuple[str, type, Any], ParamValue] = {}
+_KEYING = Keying()  # the default seed params (``train.seed``), as start_run keys runs
 
 
 def _typed(key: str, value: Any) -> ParamValue:
@@ -227,6 +229,7 @@ def _run_row(r: SyntheticRun, pk: int, project_id: int, typed: dict[str, ParamVa
         "model_family": model_family({k: p.value() for k, p in typed.items()
                                       if p.vtype == "str"}),
         "data_key": data_key(h for _, h, _ in data),
+        "group_key": _KEYING.key(code, typed, data),
         "code_state": "git", "git_commit": r.commit, "git_branch": branch, "git_remote": remote,
         "git_dirty": r.dirty, "git_diff_sha256": r.diff_sha256,
         "command": f"python {ENTRY_POINT} --config configs/{r.params['model.arch']}.yaml",

@@ -27,6 +27,7 @@ from registry.entities import RunRecord as RunRecord
 from registry.entities import RunStatus as RunStatus
 from registry.tracking import Run as Run
 from registry.tracking import active_run as active_run
+from registry.tracking import sample_node as sample_node
 from registry.tracking import start_run as start_run
 
 __version__ = "0.1.0"
@@ -65,6 +66,7 @@ __all__ = [
     "metric_history",
     "mov_progress",
     "record_mov",
+    "sample_node",
     "search",
     "similar",
     "start_run",

@@ -458,3 +458,9 @@ def test_cli_compare_groups(cairn, workspace, repo):
     assert cairn("runs", "compare", a.id, b.id, "--metric", "val_acc").exit_code == 2
     unknown = cairn("runs", "compare", "--groups", a.id, "zzz-none", "--metric", "val_acc")
     assert unknown.exit_code == 1 and "no group id or run" in unknown.output
+
+
+def test_seeds_that_agree_exactly_give_a_gap_without_spread(workspace, repo):
+    a, b = _two_groups(workspace, [0.90] * 5, [0.91] * 5)
+    c = compare_groups(a.id, b.id, "val_acc", workspace=workspace)
+    assert c.verdict == "B is better by 1 +/- 0 point (95%), n=5 vs 5"

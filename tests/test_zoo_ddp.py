@@ -89,3 +89,43 @@ def test_two_processes_train_in_step_and_record_one_run(tmp_path: Path):
 def _metrics(history: list[dict]) -> list[dict]:
     """Epoch metrics less throughput (each process times itself)."""
     return [{k: v for k, v in epoch.items() if k != "images_per_second"} for epoch in history]
+
+
+NODE_SCRIPT = """
+import sys
+import zoo
+
+zoo.finetune("test_resnet", sys.argv[1], pretrained=False, epochs=2, batch_size=4,
+             image_size=32, workers=0, project="nodes", device="cpu", progress=False)
+"""
+
+
+@pytest.mark.slow
+def test_each_node_of_a_two_node_job_samples_its_host_into_the_one_run(tmp_path: Path):
+    """Two torchrun launchers on loopback, one per "node", as a two-node job starts them."""
+    from tests._pgserver import free_port
+
+    data = make_folder(tmp_path / "data", {"a": 8, "b": 8}, size=32)
+    script = tmp_path / "train.py"
+    script.write_text(NODE_SCRIPT)
+    store = f"sqlite:///{tmp_path / 'registry.db'}"
+    env = {**os.environ, "CAIRN_STORE": store, "CAIRN_ARTIFACTS": str(tmp_path / "artifacts"),
+           "CAIRN_SYSTEM_INTERVAL": "0.2", "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1",
+           "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+    port = str(free_port())
+    nodes = [subprocess.Popen(
+        [sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--node-rank", str(n),
+         "--nproc-per-node", "1", "--master-addr", "127.0.0.1", "--master-port", port,
+         str(script), str(data)], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, text=True) for n in (0, 1)]
+    outputs = [p.communicate(timeout=300)[0] for p in nodes]
+    assert [p.returncode for p in nodes] == [0, 0], outputs[0][-2000:] + outputs[1][-2000:]
+
+    ws = Workspace(root=tmp_path, store_url=store, artifact_root=str(tmp_path / "artifacts"),
+                   catalog_dir=tmp_path / "catalog", owner="tester")
+    (run,) = registry.list_runs(workspace=ws)
+    metrics = registry.get_run(run.id, workspace=ws).metrics
+    for node in (0, 1):
+        assert metrics[f"system/node{node}/cpu/util"].count >= 1
+        assert metrics[f"system/node{node}/mem/process_rss_mb"].last > 0
+    assert not any(k.startswith("system/cpu") for k in metrics)  # every name carries its node

@@ -256,10 +256,17 @@ def _verdict(difference: float, low: float, high: float, better: str | None, met
     ends = sorted((sign * low * scale, sign * high * scale))
     if method == "welch":
         half = (ends[1] - ends[0]) / 2
-        return f"{who} is {how} by {_num(gap, half)} +/- {_num(half, half)} {unit} (95%), {sizes}"
+        shown = _num(gap, half)
+        return (f"{who} is {how} by {shown} +/- {_num(half, half)} {_unit(unit, shown)} (95%), "
+                f"{sizes}")
     width = ends[1] - ends[0]
-    return (f"{who} is {how} by {_num(gap, width)} {unit} (95%: {_num(ends[0], width)} to "
+    shown = _num(gap, width)
+    return (f"{who} is {how} by {shown} {_unit(unit, shown)} (95%: {_num(ends[0], width)} to "
             f"{_num(ends[1], width)}), {sizes}")
+
+
+def _unit(unit: str, shown: str) -> str:
+    return "point" if unit == "points" and shown == "1" else unit
 
 
 def _num(x: float, spread: float) -> str:

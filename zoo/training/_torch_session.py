@@ -60,7 +60,7 @@ class _Session:
         state = self._resume(model, optimizer, ema)
         trainer = self._trainer(model, optimizer, ema, state)
         self._start_record(len(train), len(val), state)
-        with self.record if self.record is not None else contextlib.nullcontext():
+        with self.record if self.record is not None else self._node_sampler():
             throughput = self._epochs(trainer, ema)
             evaluation, checkpoint = self._finish(trainer, ema)
         self.dist.barrier()
@@ -162,6 +162,13 @@ class _Session:
                 self._log(record)
         self.run_id, folder = self.dist.broadcast((run_id, folder))
         self.folder = Path(folder)
+
+    def _node_sampler(self) -> Any:
+        """On the first process of each other node: its host's system metrics into the run."""
+        import registry
+
+        node = registry.sample_node(self.run_id, workspace=self.workspace)
+        return node if node is not None else contextlib.nullcontext()
 
     def _folder(self, ws: Any, run_id: str) -> Path:
         """Where checkpoints go: ``checkpoint_dir``, else beside the checkpoint resumed
