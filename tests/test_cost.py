@@ -6,12 +6,15 @@ import json
 import math
 import re
 from dataclasses import replace
+from types import SimpleNamespace
 
 import pytest
 
 import registry
 from registry.capture.cost import Prices, cost_of, prices_from
 from registry.errors import ConfigError
+from registry.tracking import _usage
+from registry.tracking._usage import node_count
 
 H100 = {"gpus": [{"name": "NVIDIA H100 80GB HBM3"}, {"name": "NVIDIA H100 80GB HBM3"}],
         "cpu": {"available_cores": 32}}
@@ -32,6 +35,36 @@ def test_a_machine_without_gpus_pays_for_its_cores():
     cost = cost_of(CPU, 3600, None, PRICES)
     assert cost.gpu_hours == 0 and cost.cpu_core_hours == 4
     assert cost.total == pytest.approx(0.16) and cost.energy_cost is None
+
+
+def test_a_job_over_several_nodes_pays_for_each_node():
+    cost = cost_of(H100, 1800, None, PRICES, nodes=3)
+    assert cost.gpu_hours == 3.0 and cost.device_cost == pytest.approx(3 * 3.1)
+    assert cost_of(CPU, 3600, None, PRICES, nodes=2).cpu_core_hours == 8
+
+
+@pytest.mark.parametrize(("env", "nodes"), [
+    ({}, 1), ({"WORLD_SIZE": "8", "LOCAL_WORLD_SIZE": "4"}, 2),
+    ({"WORLD_SIZE": "2", "LOCAL_WORLD_SIZE": "2"}, 1), ({"WORLD_SIZE": "8"}, 1),
+    ({"WORLD_SIZE": "x", "LOCAL_WORLD_SIZE": "4"}, 1),
+    ({"WORLD_SIZE": "4", "LOCAL_WORLD_SIZE": "0"}, 1),
+])
+def test_the_nodes_of_a_torchrun_job(env, nodes):
+    assert node_count(env) == nodes
+
+
+def test_a_run_of_a_two_node_job_records_both_nodes_cost(workspace, monkeypatch):
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "1")
+    clock = iter([1000.0, 1000.0 + 3600])  # the usage's start and end: an hour apart
+    monkeypatch.setattr(_usage, "time", SimpleNamespace(time=lambda: next(clock)))
+    ws = replace(workspace, costs={"currency": "EUR", "cpu_core": 0.04}, system_interval=0)
+    with registry.start_run(project="c", workspace=ws) as run:
+        run.log_metric("val_acc", 0.93)
+    record = registry.get_run(run.id, workspace=ws)
+    assert record.tags["cairn.cost.nodes"] == "2"
+    cores = record.hardware["cpu"]["available_cores"]
+    assert record.metrics["cost"].last == pytest.approx(2 * cores * 0.04)
 
 
 @pytest.mark.parametrize(("hardware", "prices", "reason"), [

@@ -76,12 +76,13 @@ def prices_from(table: Mapping[str, Any], where: str | None = None) -> Prices:
 
 
 def cost_of(hardware: Mapping[str, Any], seconds: float, energy_kwh: float | None,
-            prices: Prices) -> Cost:
-    """The cost of ``seconds`` on ``hardware`` (a run's captured hardware) that used
-    ``energy_kwh`` (None: not measured)."""
+            prices: Prices, *, nodes: int = 1) -> Cost:
+    """The cost of ``seconds`` on ``nodes`` machines like ``hardware`` (a run's captured
+    hardware) that used ``energy_kwh`` (None: not measured)."""
     hours = max(seconds, 0.0) / 3600
-    gpus = [str(g.get("name") or "") for g in hardware.get("gpus") or []]
+    gpus = [str(g.get("name") or "") for g in hardware.get("gpus") or []] * nodes
     cores = int((hardware.get("cpu") or {}).get("available_cores") or 0) if not gpus else 0
+    cores *= nodes
     reasons: list[str] = []
     device_cost = _device_cost(gpus, cores, hours, prices, reasons)
     energy_cost = (energy_kwh * prices.kwh

@@ -7,11 +7,16 @@ them as they take any metric; and as tags: ``cairn.cost.prices`` (the prices use
 ``cairn.cost.currency``, ``cairn.energy.method``, and ``cairn.cost.unknown`` with the reason
 when a price was missing. Nothing here may end a run: a bad ``[costs]`` table is a warning
 on the run, and its cost is then unknown, never 0.
+
+A job over several nodes (torchrun: ``WORLD_SIZE`` / ``LOCAL_WORLD_SIZE`` of them) is counted
+as that many nodes like the recording one (tag ``cairn.cost.nodes``); the other nodes' energy
+is recorded by their own samplers (``energy.node<N>.*``, see ``registry.tracking._node``).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -36,8 +41,9 @@ class Usage:
     def finish(self, energy: Any = None) -> None:
         """Record device hours, energy (an energy report, if measured) and cost."""
         energy_kwh, method = _energy(energy)
+        nodes = node_count(os.environ)
         cost = cost_of(self.hardware, time.time() - self.start, energy_kwh,
-                       self.prices or Prices())
+                       self.prices or Prices(), nodes=nodes)
         priced = self.prices is None or not self.prices.empty
         metrics = _energy_metrics(energy)
         if priced or cost.gpu_hours or metrics:  # a CPU run in a workspace without prices:
@@ -46,9 +52,18 @@ class Usage:
             metrics["cost"] = cost.total
         if metrics:
             self.run.log_metrics(metrics, step=0)
-        self.run.set_tags(_tags(cost, method if energy is not None else None, self.prices))
+        tags = _tags(cost, method if energy is not None else None, self.prices)
+        self.run.set_tags({**tags, **({"cairn.cost.nodes": str(nodes)} if nodes > 1 else {})})
         if cost.unknown and self.prices is not None and not self.prices.empty:
             self.run._warn(f"cost unknown: {cost.unknown}")
+
+
+def node_count(env: Mapping[str, str]) -> int:
+    """Nodes of a torchrun job (``WORLD_SIZE // LOCAL_WORLD_SIZE``), 1 outside one."""
+    try:
+        return max(1, int(env["WORLD_SIZE"]) // int(env["LOCAL_WORLD_SIZE"]))
+    except (KeyError, ValueError, ZeroDivisionError):
+        return 1
 
 
 def _tags(cost: Any, method: str | None, prices: Prices | None) -> dict[str, str]:
