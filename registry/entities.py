@@ -122,6 +122,8 @@ class RunRecord:
     environment: dict[str, Any] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     mlflow_run_id: str | None = None
+    #: The id of the run this one is nested in (a trial of a sweep, a fold, an MLflow child).
+    parent_id: str | None = None
     params: dict[str, Any] = field(default_factory=dict)
     tags: dict[str, str] = field(default_factory=dict)
     metrics: dict[str, MetricSummary] = field(default_factory=dict)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import shutil
 
 import pytest
 from click.testing import CliRunner
@@ -88,7 +89,7 @@ def test_import_brings_in_mlflow_runs_once(workspace, mlflow_uri):
     assert record.status == "FAILED" and record.end_time == 1_700_000_100.0
     assert record.code["commit"] == "c0ffee" * 6 + "abcd" and record.notes == "first try"
     assert record.params == {"lr": 0.001, "epochs": 10, "opt": "sgd", "nesterov": True}
-    assert record.tags == {"team": "vision"}
+    assert record.tags == {"team": "vision", "cairn.mlflow.param_text": '{"nesterov": "True"}'}
     history = store.metric_history(run_id)["loss"]
     assert [p.step for p in history] == list(range(50)) and history[3].value == 0.25
     (data,) = record.datasets
@@ -139,3 +140,47 @@ def test_experiment_filter_project_and_cli(workspace, mlflow_uri, monkeypatch):
     out = CliRunner().invoke(mlflow_cli, ["import", "--tracking-uri", mlflow_uri,
                                           "--experiment", "nope"])
     assert out.exit_code == 1 and "no MLflow experiment named nope" in out.output
+
+
+def test_nested_runs_and_param_text_survive_import_and_export_back(
+        workspace, mlflow_uri, mlflow_template, tmp_path, monkeypatch):
+    """Runs made with MLflow's own fluent API (nested=True), imported, exported to another
+    MLflow store: the same tree, the same param text, field by field."""
+    import mlflow
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_uri)
+    mlflow.set_experiment("sweep")
+    with mlflow.start_run(run_name="sweep") as parent:
+        mlflow.log_params({"search": "grid", "flag": True})
+        for lr in (0.1, 0.01):
+            with mlflow.start_run(run_name=f"lr={lr}", nested=True):
+                mlflow.log_params({"lr": lr, "amp": False, "note": "None"})
+                mlflow.log_metric("val_acc", 0.9 - lr)
+    source = client_for(mlflow_uri)
+    runs = {r.info.run_name: r for r in source.search_runs(
+        [source.get_experiment_by_name("sweep").experiment_id])}
+
+    result = import_runs(mlflow_uri, workspace=workspace)
+    assert not result.failed and len(result.created) == 3
+    store = open_store(workspace.store_url)
+    for name in ("lr=0.1", "lr=0.01"):
+        child = store.get_run(runs[name].info.run_id)
+        assert child.parent_id == parent.info.run_id
+        assert child.params["amp"] is False
+    assert store.get_run(parent.info.run_id).parent_id is None
+    children = store.list_runs(parent_id=parent.info.run_id)
+    assert sorted(c.name for c in children) == ["lr=0.01", "lr=0.1"]
+
+    other_uri = f"sqlite:///{tmp_path / 'other.db'}"  # another, empty MLflow store
+    shutil.copyfile(mlflow_template, tmp_path / "other.db")
+    other = client_for(other_uri)
+    exported = export_runs(other_uri, workspace=workspace)
+    assert not exported.failed and len(exported.created) == 3
+    mirror = {store.get_run(rid).name: other.get_run(mid)
+              for rid, mid in exported.mlflow_ids.items()}
+    assert "mlflow.parentRunId" not in mirror["sweep"].data.tags
+    for name in ("lr=0.1", "lr=0.01"):
+        assert mirror[name].data.tags["mlflow.parentRunId"] == mirror["sweep"].info.run_id
+        assert mirror[name].data.params == runs[name].data.params  # "False", "None": as made
+        assert "cairn.mlflow.param_text" not in mirror[name].data.tags
+    assert mirror["sweep"].data.params == runs["sweep"].data.params  # "True", not "true"

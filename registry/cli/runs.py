@@ -6,6 +6,7 @@ import collections
 import itertools
 import json
 import sys
+from collections.abc import Sequence
 from typing import Any
 
 import click
@@ -68,15 +69,25 @@ def show(run_ref: str, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(record.to_dict(), indent=2, default=str))
         return
-    click.echo(_render(record))
+    click.echo(_render(record, _store().list_runs(parent_id=record.id, limit=CHILDREN)))
 
 
-def _render(r: RunRecord) -> str:
+CHILDREN = 20  # nested runs `runs show` lists; search `parent = ID` finds them all
+
+
+def _render(r: RunRecord, children: Sequence[RunRecord] = ()) -> str:
     out = [f"run {r.id}", _section("", {
         "project": r.project, "name": r.name, "owner": r.owner, "status": r.status,
         "started": timestamp(r.start_time), "ended": timestamp(r.end_time),
         "duration": duration(r.duration), "command": r.command, "entry point": r.entry_point,
-        "host": r.hostname, "question": r.question, "conclusion": r.conclusion})]
+        "host": r.hostname, "parent": r.parent_id, "question": r.question,
+        "conclusion": r.conclusion})]
+    if children:
+        more = f" (the newest {CHILDREN}; search 'parent = {r.id[:12]}')" \
+            if len(children) == CHILDREN else ""
+        out.append(f"children{more}\n" + _indent(table(
+            ["id", "name", "status", "started"],
+            [(c.id[:12], c.name or "", c.status, timestamp(c.start_time)) for c in children])))
     code = r.code
     out.append(_section("code", {
         "state": code.get("state"), "commit": code.get("commit"), "branch": code.get("branch"),

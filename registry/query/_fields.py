@@ -40,6 +40,7 @@ ATTRIBUTES: dict[str, Attribute] = {
     "dirty": Attribute(run.c.git_dirty, "bool"),
     "host": Attribute(run.c.hostname, "text"),
     "fingerprint": Attribute(run.c.fingerprint, "prefix"),
+    "parent": Attribute(run.c.parent_id, "prefix"),
     "family": Attribute(run.c.model_family, "text"),
     "question": Attribute(run.c.question, "text"),
     "notes": Attribute(run.c.notes, "text"),

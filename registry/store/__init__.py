@@ -212,7 +212,8 @@ class SqlStore:
             return _reads.get_runs(conn, pks, details=details)
 
     def list_runs(self, *, details: bool = False, **filters: Any) -> list[RunRecord]:
-        """Runs newest first; filters: project_name, owner, status, since, limit, offset."""
+        """Runs newest first; filters: project_name, owner, status, since, parent_id, limit,
+        offset."""
         with self.reading() as conn:
             return _reads.get_runs(conn, _reads.list_run_pks(conn, **filters), details=details)
 

@@ -68,8 +68,8 @@ def _one(ref: str, rows: list[tuple[int, str]]) -> int:
 
 def list_run_pks(conn: Connection, *, project_name: str | None = None, owner: str | None = None,
                  status: str | None = None, limit: int = 50, offset: int = 0,
-                 since: float | None = None) -> list[int]:
-    """Run keys, newest first, filtered by the common facets."""
+                 since: float | None = None, parent_id: str | None = None) -> list[int]:
+    """Run keys, newest first, filtered by the common facets (and the parent run's id)."""
     query: Select = select(run.c.pk).order_by(run.c.start_time.desc(), run.c.pk.desc())
     if project_name is not None:
         query = query.join(project, project.c.id == run.c.project_id).where(
@@ -80,6 +80,8 @@ def list_run_pks(conn: Connection, *, project_name: str | None = None, owner: st
         query = query.where(run.c.status == status)
     if since is not None:
         query = query.where(run.c.start_time >= since)
+    if parent_id is not None:
+        query = query.where(run.c.parent_id == parent_id)
     return list(conn.execute(query.limit(limit).offset(offset)).scalars())
 
 
@@ -146,7 +148,7 @@ def _record(row: Any) -> RunRecord:
         command=row["command"], entry_point=row["entry_point"], cwd=row["cwd"],
         hostname=row["hostname"], hardware=row["hardware"] or {},
         environment=row["environment"] or {}, warnings=list(row["warnings"] or []),
-        mlflow_run_id=row["mlflow_run_id"],
+        mlflow_run_id=row["mlflow_run_id"], parent_id=row["parent_id"],
     )
 
 

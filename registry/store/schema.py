@@ -46,7 +46,7 @@ __all__ = [
 ]
 
 # The Alembic revision this code writes; tests check it is the migrations' head.
-SCHEMA_REVISION = "0005"
+SCHEMA_REVISION = "0006"
 
 RUN_STATUSES = ("RUNNING", "FINISHED", "FAILED", "KILLED")
 PARAM_TYPES = ("int", "float", "bool", "str", "null", "json")
@@ -118,6 +118,9 @@ run = Table(
     Column("data_key", String(64)),
     # Runs that differ only in their seeds share it (``store.groups``): settings tag + digest.
     Column("group_key", String(72)),
+    # The run this one is nested in (MLflow's parent run): its id, kept even when the parent
+    # is not in this store (an import or sync of the children alone).
+    Column("parent_id", String(64)),
     UniqueConstraint("id"),
     _enum_check("status", RUN_STATUSES, "status"),
 )
@@ -141,6 +144,8 @@ Index(None, run.c.model_family, run.c.start_time)
 # Groups of seeds, read in this order: "the runs of this group", group ids by prefix, keys made
 # under old settings; covering for the members of every group by status and newest start.
 Index(None, run.c.group_key, run.c.project_id, run.c.status, run.c.start_time)
+# "the children of this run" (`runs show`, search `parent = RUN`).
+Index(None, run.c.parent_id)
 
 param = Table(
     "param",

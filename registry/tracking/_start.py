@@ -29,7 +29,7 @@ _runs: list[Run] = []
 def start_run(project: str | None = None, name: str | None = None, *,
               params: Mapping[str, Any] | Any = None, tags: Mapping[str, Any] | list | None = None,
               data: Mapping[str, str | os.PathLike] | None = None, question: str | None = None,
-              notes: str | None = None, owner: str | None = None,
+              notes: str | None = None, owner: str | None = None, parent: Run | str | None = None,
               workspace: Workspace | None = None) -> Run:
     """Start recording a run: code version, hardware, environment, params and tags now;
     metrics, data and artifacts as the script logs them. Use it as a context manager.
@@ -37,6 +37,8 @@ def start_run(project: str | None = None, name: str | None = None, *,
     ``data`` ({role: path}) declares datasets up front, so the "has this been tried?" check
     sees them before the run is recorded (and ``on_duplicate = "refuse"`` can refuse it).
     Earlier runs of the same or a similar experiment are named in ``run.tried`` and warned of.
+    ``parent`` (a run, or its id, id prefix or name) nests this run in another: a trial of a
+    sweep, a fold (MLflow's ``nested=True``); search finds the children with ``parent = ID``.
     """
     ws = workspace or load_workspace()
     warnings: list[str] = []
@@ -57,7 +59,8 @@ def start_run(project: str | None = None, name: str | None = None, *,
         "id": uuid.uuid4().hex, "name": _clean(name, warnings), "owner": owner or ws.owner,
         "status": RunStatus.RUNNING, "start_time": time.time(), "heartbeat_time": time.time(),
         "heartbeat_interval": ws.heartbeat_interval, "question": _clean(question, warnings),
-        "notes": _clean(notes, warnings), **_context(artifacts, warnings),
+        "notes": _clean(notes, warnings), "parent_id": _parent_id(store, parent),
+        **_context(artifacts, warnings),
     }
     declared = _declared_data(data or {}, ws)
     code = {"commit": values["git_commit"], "diff_sha256": values["git_diff_sha256"],
@@ -77,6 +80,13 @@ def start_run(project: str | None = None, name: str | None = None, *,
     _use_stage_deps(run, ws)
     _runs.append(run)
     return run
+
+
+def _parent_id(store, parent: Run | str | None) -> str | None:
+    """The id of the parent run; a reference the store does not know raises its error."""
+    if parent is None or isinstance(parent, Run):
+        return None if parent is None else parent.id
+    return store.get_runs([store.resolve(str(parent))], details=False)[0].id
 
 
 class _Tried:

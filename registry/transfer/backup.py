@@ -36,7 +36,7 @@ FORMAT = "cairn.run/1"
 _RUN_FIELDS = ("id", "name", "owner", "start_time", "end_time", "heartbeat_time",
                "heartbeat_interval", "question", "notes", "conclusion", "failure", "fingerprint",
                "command", "entry_point", "cwd", "hostname", "hardware", "environment",
-               "warnings", "mlflow_run_id")
+               "warnings", "mlflow_run_id", "parent_id")
 _KNOWN = (FORMAT, *FORMATS)
 _KEYS = rows.SIMILARITY_KEYS
 _NONFINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
@@ -130,6 +130,8 @@ def _insert(store: SqlStore, data: dict[str, Any], number: int) -> None:
         datasets = [DatasetUse(**d) for d in data.get("datasets", [])]
         artifacts = [_artifact(a) for a in data.get("artifacts", [])]
         values = {f: data.get(f) for f in _RUN_FIELDS}
+        if not isinstance(values["parent_id"], str | None):
+            raise ValueError("parent_id must be a run id (text) or null")
         code = data.get("code") or {}
         values.update(status=data["status"], code=code, code_state=code.get("state"),
                       git_commit=code.get("commit"), git_branch=code.get("branch"),

@@ -44,14 +44,18 @@ _INT = re.compile(r"-?[1-9]\d*|0")
 
 # MLflow's own tags that the bridge reads and writes (mlflow/utils/mlflow_tags.py).
 USER, NOTE, RUN_NAME = "mlflow.user", "mlflow.note.content", "mlflow.runName"
+PARENT = "mlflow.parentRunId"
 GIT_COMMIT, GIT_BRANCH = "mlflow.source.git.commit", "mlflow.source.git.branch"
 GIT_REPO, SOURCE_NAME, SOURCE_TYPE = ("mlflow.source.git.repoURL", "mlflow.source.name",
                                       "mlflow.source.type")
 RUN_ID, CRASHED, PARAM_TYPES, RENAMED, TRUNCATED, MODEL = (
     "cairn.run_id", "cairn.status", "cairn.param_types", "cairn.renamed", "cairn.truncated",
     "cairn.model")
+# A registry tag of imported runs: MLflow's text of the params whose registry text differs
+# ("True" is the bool true), as JSON, so an export gives MLflow back its own spelling.
+PARAM_TEXT = "cairn.mlflow.param_text"
 # Tags the bridge owns (exact names, or prefixes ending in "."); every other tag is the user's.
-BRIDGE_TAGS = (RUN_ID, CRASHED, PARAM_TYPES, RENAMED, TRUNCATED, MODEL, "cairn.code.",
+BRIDGE_TAGS = (RUN_ID, CRASHED, PARAM_TYPES, RENAMED, TRUNCATED, MODEL, PARAM_TEXT, "cairn.code.",
                "cairn.command", "cairn.host", "cairn.question", "cairn.conclusion",
                "cairn.hardware.", "cairn.mov.")
 EXPORT_STATUS = {"RUNNING": "RUNNING", "FINISHED": "FINISHED", "FAILED": "FAILED",

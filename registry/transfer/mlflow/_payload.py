@@ -51,13 +51,15 @@ def build(data: Mapping[str, Any], mov: Sequence[Any] = ()) -> Payload:
     payload = Payload(run_name=data.get("name"), status=cv.export_status(status),
                       start_ms=cv.to_ms(data["start_time"]), end_ms=cv.to_ms(end))
     renamed = {kind: cv.KeyMap() for kind in ("params", "metrics", "tags")}
-    truncated = _params(payload, data.get("params", {}), renamed["params"])
+    spelled = _spelled(data.get("tags", {}))
+    truncated = _params(payload, data.get("params", {}), renamed["params"], spelled)
     for key, m in sorted(data.get("metrics", {}).items()):
         values = [_NONFINITE[v] if isinstance(v, str) else float(v) for v in m["value"]]
         payload.metrics[renamed["metrics"](key)] = list(
             zip(m["step"], values, [cv.to_ms(t) for t in m["time"]], strict=True))
     for key, value in sorted(data.get("tags", {}).items()):
-        payload.tags[renamed["tags"](key)] = value[:cv.MAX_TAG]
+        if key != cv.PARAM_TEXT:
+            payload.tags[renamed["tags"](key)] = value[:cv.MAX_TAG]
     payload.tags.update(_system_tags(data, status, mov))
     payload.tags.update(cv.split_json_tag(cv.RENAMED, {k: m.renamed for k, m in renamed.items()
                                                       if m.renamed}))
@@ -66,10 +68,14 @@ def build(data: Mapping[str, Any], mov: Sequence[Any] = ()) -> Payload:
     return payload
 
 
-def _params(payload: Payload, params: Mapping[str, Any], keys: cv.KeyMap) -> list[str]:
+def _params(payload: Payload, params: Mapping[str, Any], keys: cv.KeyMap,
+            spelled: Mapping[str, str]) -> list[str]:
     types, truncated = {}, []
     for key, p in sorted(params.items()):
         text = cv.param_text(p["type"], p["text"])
+        original = spelled.get(key)
+        if original is not None and cv.typed_param(original, None) == p:
+            text = original  # as MLflow spelled it when the run was imported
         if len(text) > cv.MAX_PARAM:
             text = text[:cv.MAX_PARAM]
             truncated.append(key)
@@ -79,6 +85,16 @@ def _params(payload: Payload, params: Mapping[str, Any], keys: cv.KeyMap) -> lis
             types[safe] = p["type"]
     payload.tags.update(cv.split_json_tag(cv.PARAM_TYPES, types))
     return truncated
+
+
+def _spelled(tags: Mapping[str, str]) -> dict[str, str]:
+    """The MLflow spelling of imported params (see ``cv.PARAM_TEXT``); {} if unreadable."""
+    try:
+        found = json.loads(tags.get(cv.PARAM_TEXT) or "{}")
+    except ValueError:
+        return {}
+    return {k: v for k, v in found.items() if isinstance(v, str)} \
+        if isinstance(found, dict) else {}
 
 
 def _system_tags(data: Mapping[str, Any], status: str, mov: Sequence[Any]) -> dict[str, str]:

@@ -96,6 +96,7 @@ class Exporter:
         self.client = client or _client.make_client(self.uri)
         self.models, self.with_artifacts = models, with_artifacts
         self.experiments = _client.Experiments(self.client)
+        self._orphans: list[tuple[str, str]] = []  # (MLflow run, registry parent not there yet)
 
     def check(self) -> None:
         """Fail early, with a typed error, when MLflow cannot be reached."""
@@ -116,6 +117,7 @@ class Exporter:
                 outcome = self._one(pk, record, mov, links.get(pk), result)
                 if progress:
                     progress(record.id, outcome)
+        self._adopt(result)
         return result
 
     def _page(self, pks: Sequence[int]) -> Iterable[tuple[int, Any, list]]:
@@ -157,10 +159,13 @@ class Exporter:
         """Create or update the MLflow run of one registry run; returns what it did."""
         data = next(read_records(self.store, [pk]))
         payload = build(data, mov)
+        parent = self._nest(payload, data.get("parent_id"), result.mlflow_ids)
         existing = self._existing(link)
         experiment_id = self.experiments.id_for(data["project"])
         run_id = (self._create(pk, payload, experiment_id) if existing is None
                   else existing.info.run_id)
+        if data.get("parent_id") and parent is None:
+            self._orphans.append((run_id, data["parent_id"]))
         problems = self._log(run_id, payload, existing)
         problems += self._files(run_id, data, existing)
         problems += self._model(run_id, record, data, existing, result)
@@ -185,6 +190,7 @@ class Exporter:
         data = next(read_records(self.store, [pk]))
         data["metrics"] = {}
         payload = build(data)
+        self._nest(payload, data.get("parent_id"), {})
         run_id = self._create(pk, payload, self.experiments.id_for(data["project"]))
         self._log(run_id, payload, None)
         return run_id
@@ -200,6 +206,29 @@ class Exporter:
         for _, batch, _ in _batches([], metrics, []):
             self.client.log_batch(run_id, metrics=batch, synchronous=True)
         return len(metrics)
+
+    def _nest(self, payload: Payload, parent_id: str | None,
+              exported: dict[str, str]) -> str | None:
+        """Tag the payload with the MLflow id of the parent run's mirror (exported now or
+        before, or imported from there); None when the parent has none (yet)."""
+        if not parent_id:
+            return None
+        mirror = exported.get(parent_id)
+        if mirror is None:
+            pk = self.store.key_of(parent_id)
+            link = _links.for_runs(self.store, self.uri, [pk]).get(pk) if pk else None
+            mirror = link.mlflow_run_id if link is not None else None
+        if mirror is not None:
+            payload.tags[cv.PARENT] = mirror
+        return mirror
+
+    def _adopt(self, result: ExportResult) -> None:
+        """Children exported before their parent: tagged once the parent has its mirror."""
+        for run_id, parent_id in self._orphans:
+            mirror = result.mlflow_ids.get(parent_id)
+            if mirror is not None:
+                self.client.set_tag(run_id, cv.PARENT, mirror)
+        self._orphans.clear()
 
     def _existing(self, link: _links.Link | None) -> Any:
         if link is None:

@@ -64,11 +64,14 @@ class Importer:
         self.store, self.project = store, project
         self.uri = _client.normalise_uri(tracking_uri)
         self.client = client or _client.make_client(self.uri)
+        self._links: dict[str, _links.Link] = {}
+        self._seen: dict[str, str] = {}  # MLflow run id -> registry run id, this import
 
     def run(self, names: Sequence[str] = (),
             progress: Callable[[str, str], None] | None = None) -> ImportResult:
         result = ImportResult(self.uri)
-        links = _links.by_mlflow_id(self.store, self.uri)
+        self._links = links = _links.by_mlflow_id(self.store, self.uri)
+        self._seen = result.run_ids
         for experiment in self._experiments(names):
             for mlflow_run in self._runs(experiment.experiment_id):
                 outcome = self._one(mlflow_run, experiment.name, links, result)
@@ -158,7 +161,7 @@ class Importer:
                 "entry_point": tags.get(cv.SOURCE_NAME), "hostname": tags.get("cairn.host"),
                 "hardware": {k.removeprefix("cairn.hardware."): v for k, v in tags.items()
                              if k.startswith("cairn.hardware.")},
-                "code": _code(tags)}
+                "code": _code(tags), "parent_id": self._registry_id(tags.get(cv.PARENT))}
         if tags.get(cv.CRASHED) == "CRASHED":  # RUNNING with a stopped heartbeat
             data.update(status="RUNNING", heartbeat_time=data["end_time"],
                         heartbeat_interval=1.0, end_time=None)
@@ -166,6 +169,13 @@ class Importer:
                           for k, v in r.data.params.items()}
         data["tags"] = {names["tags"].get(k, k): v for k, v in tags.items()
                         if not cv.is_bridge_tag(k)}
+        spelled = {}
+        for k, text in r.data.params.items():
+            key = names["params"].get(k, k)
+            if cv.param_text(data["params"][key]["type"], data["params"][key]["text"]) != text:
+                spelled[key] = text
+        if spelled:
+            data["tags"][cv.PARAM_TEXT] = json.dumps(spelled, sort_keys=True)
         data["metrics"] = {names["metrics"].get(k, k): self._history(info.run_id, k)
                            for k in r.data.metrics}
         inputs = r.inputs.dataset_inputs if r.inputs is not None else []
@@ -174,6 +184,16 @@ class Importer:
                               "uri": f"{info.artifact_uri}/{path}", "created_time": start}
                              for path, size in sorted(list_files(self.client, info.run_id))]
         return data
+
+    def _registry_id(self, mlflow_id: str | None) -> str | None:
+        """The registry id of an MLflow run: imported (now or before), exported from here, or
+        to be imported under its own id."""
+        if not mlflow_id:
+            return None
+        if mlflow_id in self._seen:
+            return self._seen[mlflow_id]
+        link = self._links.get(mlflow_id)
+        return self._id_of(link.run_pk) if link is not None else mlflow_id
 
     def _history(self, run_id: str, key: str) -> dict[str, list]:
         points = self.client.get_metric_history(run_id, key)
