@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 import shutil
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -97,7 +100,8 @@ def test_import_brings_in_mlflow_runs_once(workspace, mlflow_uri):
                                                                "abc123", False)
     (artifact,) = record.artifacts
     assert artifact.name == "notes/readme.txt" and artifact.size == 5
-    assert artifact.uri.endswith(f"{run_id}/artifacts/notes/readme.txt")
+    assert artifact.sha256 == hashlib.sha256(b"hello").hexdigest()  # copied into Cairn's store
+    assert Path(artifact.uri).read_bytes() == b"hello"
 
     again = import_runs(mlflow_uri, workspace=workspace)
     assert again.unchanged == [run_id] and not again.created and not again.updated
@@ -184,3 +188,59 @@ def test_nested_runs_and_param_text_survive_import_and_export_back(
         assert mirror[name].data.params == runs[name].data.params  # "False", "None": as made
         assert "cairn.mlflow.param_text" not in mirror[name].data.tags
     assert mirror["sweep"].data.params == runs["sweep"].data.params  # "True", not "true"
+
+
+def test_artifacts_and_logged_models_are_copied_and_go_back_as_they_came(
+        workspace, mlflow_uri, mlflow_template, tmp_path, monkeypatch):
+    import mlflow
+    import mlflow.pytorch
+    import torch
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_uri)
+    mlflow.set_experiment("models")
+    small, large = tmp_path / "confusion.png", tmp_path / "big.bin"
+    small.write_bytes(b"\x89PNG not really" * 10)
+    large.write_bytes(b"x" * 5000)
+    with mlflow.start_run(run_name="trained") as made:
+        mlflow.log_artifact(str(small), "plots")
+        mlflow.log_artifact(str(large))
+        net = torch.nn.Linear(3, 2)
+        mlflow.pytorch.log_model(net, name="classifier", pip_requirements=["torch"],
+                                 serialization_format="pickle")
+    mid = made.info.run_id
+
+    result = import_runs(mlflow_uri, workspace=workspace, max_artifact_size=4096)
+    assert result.created == [mid] and not result.failed
+    assert result.skipped_artifacts[mid] == [
+        f"big.bin (5,000 bytes, kept at {made.info.artifact_uri}/big.bin)"]
+    record = open_store(workspace.store_url).get_run(mid)
+    files = {a.name: a for a in record.artifacts}
+    png = files["plots/confusion.png"]
+    assert png.sha256 == hashlib.sha256(small.read_bytes()).hexdigest()
+    assert Path(png.uri).read_bytes() == small.read_bytes()  # in Cairn's own store
+    assert files["big.bin"].sha256 == "" and files["big.bin"].uri.endswith("/big.bin")
+    model_files = {n for n in files if n.startswith("mlflow-models/classifier/")}
+    assert "mlflow-models/classifier/MLmodel" in model_files
+    assert all(files[n].sha256 for n in model_files)
+    link = json.loads(record.tags["cairn.mlflow.model.classifier"])
+    assert "pytorch" in link["flavors"] and link["model_id"].startswith("m-")
+
+    other_uri = f"sqlite:///{tmp_path / 'other.db'}"
+    shutil.copyfile(mlflow_template, tmp_path / "other.db")
+    exported = export_runs(other_uri, workspace=workspace)
+    assert not exported.failed
+    assert exported.warnings == [f"run {mid[:8]}: artifact 'big.bin' is a reference to "
+                                 f"{made.info.artifact_uri}/big.bin, not copied"]
+    other = client_for(other_uri)
+    mirror = other.get_run(exported.mlflow_ids[mid])
+    assert {f.path for f in other.list_artifacts(mirror.info.run_id, "plots")} == {
+        "plots/confusion.png"}
+    (model,) = other.search_logged_models([mirror.info.experiment_id])
+    assert (model.name, model.source_run_id) == ("classifier", mirror.info.run_id)
+    folder = mlflow.artifacts.download_artifacts(artifact_uri=model.artifact_location,
+                                                 tracking_uri=other_uri)
+    loaded = mlflow.pytorch.load_model(folder)  # MLflow reads it back
+    assert torch.equal(loaded.weight, net.weight)
+    again = export_runs(other_uri, workspace=workspace)
+    assert len(other.search_logged_models([mirror.info.experiment_id])) == 1
+    assert again.unchanged == [mid] or again.updated == [mid]

@@ -110,3 +110,37 @@ def test_export_and_import_through_a_server(workspace, tmp_path, mlflow_server, 
                 for k, v in store.metric_history(run_id).items()} == {
             k: [(p.step, repr(p.value)) for p in v] for k, v in history.items()}
     assert import_runs(mlflow_server, workspace=workspace).created == []
+
+
+def test_runs_made_with_mlflow_through_a_server_import_whole(workspace, tmp_path, mlflow_server,
+                                                             monkeypatch):
+    """Nesting, artifacts (through the server's artifact proxy) and a logged model."""
+    import hashlib
+    import json
+
+    import mlflow
+    import mlflow.pytorch
+    import torch
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server)
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
+    mlflow.set_experiment("served")
+    plot = tmp_path / "curve.png"
+    plot.write_bytes(b"\x89PNG" + bytes(range(256)))
+    with mlflow.start_run(run_name="search") as parent, \
+            mlflow.start_run(run_name="trial", nested=True) as child:
+        mlflow.log_param("flag", True)
+        mlflow.log_artifact(str(plot), "plots")
+        mlflow.pytorch.log_model(torch.nn.Linear(2, 2), name="net",
+                                 pip_requirements=["torch"], serialization_format="pickle")
+
+    result = import_runs(mlflow_server, workspace=workspace)
+    assert sorted(result.created) == sorted([parent.info.run_id, child.info.run_id])
+    assert not result.failed and not result.skipped_artifacts
+    record = open_store(workspace.store_url).get_run(child.info.run_id)
+    assert record.parent_id == parent.info.run_id and record.params["flag"] is True
+    files = {a.name: a for a in record.artifacts}
+    assert files["plots/curve.png"].sha256 == hashlib.sha256(plot.read_bytes()).hexdigest()
+    assert Path(files["plots/curve.png"].uri).read_bytes() == plot.read_bytes()
+    assert files["mlflow-models/net/MLmodel"].sha256
+    assert "pytorch" in json.loads(record.tags["cairn.mlflow.model.net"])["flavors"]

@@ -59,18 +59,48 @@ def export_command(run_refs: tuple[str, ...], tracking_uri: str | None, project:
 @click.option("--experiment", "experiments", multiple=True,
               help="Experiment name (repeatable; default: every active experiment).")
 @click.option("--project", help="Registry project for the runs (default: the experiment name).")
+@click.option("--max-artifact-size", "max_size", default="512MiB", show_default=True,
+              callback=lambda ctx, param, value: _bytes(value),
+              help="Copy artifact files up to this size (B, KiB, MiB, GiB; 'any'); larger "
+                   "ones stay in MLflow, referenced by URI. 0 copies none.")
 def import_command(tracking_uri: str | None, experiments: tuple[str, ...],
-                   project: str | None) -> None:
-    """Bring MLflow runs into the registry; again later, only what changed is read."""
+                   project: str | None, max_size: int | None) -> None:
+    """Bring MLflow runs into the registry (artifacts and logged models copied); again
+    later, only what changed is read."""
     from registry.transfer.mlflow.importer import import_runs
 
-    result = import_runs(_uri(tracking_uri), experiments=experiments, project=project)
+    result = import_runs(_uri(tracking_uri), experiments=experiments, project=project,
+                         max_artifact_size=max_size)
     click.echo(result.summary(**{"exported from this registry (mapped back)":
                                  result.mapped_back}))
+    for run_id, files in result.skipped_artifacts.items():
+        for line in files:
+            click.echo(f"not copied: MLflow run {run_id[:8]}: {line}", err=True)
     for run_id, error in result.failed.items():
         click.echo(f"error: MLflow run {run_id[:8]}: {error}", err=True)
     if result.failed:
         raise SystemExit(1)
+
+
+_UNITS = {"b": 1, "kib": 2**10, "mib": 2**20, "gib": 2**30, "kb": 10**3, "mb": 10**6,
+          "gb": 10**9}
+
+
+def _bytes(text: str) -> int | None:
+    """A size such as ``512MiB``, ``2GB`` or ``1000``; None for ``any``."""
+    cleaned = text.strip().lower().replace(" ", "")
+    if cleaned == "any":
+        return None
+    digits = cleaned.rstrip("abcdefghijklmnopqrstuvwxyz")
+    unit = cleaned[len(digits):] or "b"
+    try:
+        size = int(float(digits) * _UNITS[unit])
+        if size < 0:
+            raise ValueError(size)
+        return size
+    except (ValueError, KeyError, OverflowError):
+        raise click.BadParameter(f"{text!r}: give a size such as 512MiB, 2GB, 1000 or "
+                                 "'any'") from None
 
 
 @mlflow.command("status")

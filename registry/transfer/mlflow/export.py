@@ -30,6 +30,7 @@ from registry.store import mov as stored_mov
 from registry.transfer.backup import export_runs as read_records
 from registry.transfer.mlflow import _client, _models
 from registry.transfer.mlflow import _convert as cv
+from registry.transfer.mlflow import _files as files
 from registry.transfer.mlflow._payload import Payload, build
 from registry.transfer.mlflow._result import SyncResult
 
@@ -167,7 +168,8 @@ class Exporter:
         if data.get("parent_id") and parent is None:
             self._orphans.append((run_id, data["parent_id"]))
         problems = self._log(run_id, payload, existing)
-        problems += self._files(run_id, data, existing)
+        problems += self._files(run_id, data, existing, result)
+        self._logged_models(run_id, experiment_id, data, existing)
         problems += self._model(run_id, record, data, existing, result)
         self._finish(run_id, payload, existing)
         result.warnings.extend(f"run {record.id[:8]}: {p}" for p in problems)
@@ -286,12 +288,13 @@ class Exporter:
         if inputs:
             self.client.log_inputs(run_id, datasets=inputs)
 
-    def _files(self, run_id: str, data: dict, existing: Any) -> list[str]:
+    def _files(self, run_id: str, data: dict, existing: Any, result: ExportResult) -> list[str]:
         if not self.with_artifacts or not data.get("artifacts"):
             return []
         held = ({p for p, _ in _models.list_files(self.client, run_id)} if existing is not None
                 else set())
-        wanted = [a for a in data["artifacts"] if a["name"] not in held]
+        wanted = [a for a in data["artifacts"] if a["name"] not in held
+                  and not files.is_model_file(a["name"]) and self._by_value(a, data, result)]
         if not wanted:
             return []
         problems = []
@@ -304,6 +307,25 @@ class Exporter:
             if any(Path(tmp).iterdir()):
                 self.client.log_artifacts(run_id, tmp)
         return problems
+
+    @staticmethod
+    def _by_value(a: dict, data: dict, result: ExportResult) -> bool:
+        """Whether the registry holds the artifact's bytes; one kept in MLflow by reference
+        (too large to copy at import) is named in the result's warnings instead."""
+        if a["sha256"]:
+            return True
+        result.warnings.append(f"run {data['id'][:8]}: artifact {a['name']!r} is a "
+                               f"reference to {a['uri']}, not copied")
+        return False
+
+    def _logged_models(self, run_id: str, experiment_id: str, data: dict,
+                       existing: Any) -> None:
+        if not self.with_artifacts or not files.model_files(data.get("artifacts", [])):
+            return
+        have = ({m.name for m in self.client.search_logged_models(
+            [experiment_id], filter_string=f"source_run_id = '{run_id}'")}
+            if existing is not None else set())
+        files.log_models(self.client, run_id, experiment_id, data, self.blobs, have)
 
     def _model(self, run_id: str, record: Any, data: dict, existing: Any,
                result: ExportResult) -> list[str]:

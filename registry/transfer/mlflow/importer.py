@@ -1,5 +1,6 @@
 """Bring MLflow runs into the registry: params, metric histories, tags, git commit, datasets,
-status, times, and artifacts by reference (their MLflow URI; nothing is copied).
+status, times, parent runs, and artifacts and logged models copied into the artifact store
+(see :mod:`._files`; files over ``max_artifact_size`` stay references to MLflow).
 
 Each MLflow experiment becomes a project of the same name (or the one given). The registry
 run takes the MLflow run's id, so the two read alike. Importing twice creates nothing twice:
@@ -21,6 +22,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from registry.artifacts import ArtifactStore
 from registry.config import Workspace, load_workspace
 from registry.store import SqlStore
 from registry.store import links as _links
@@ -28,7 +30,7 @@ from registry.transfer.backup import FORMAT
 from registry.transfer.backup import import_runs as insert_records
 from registry.transfer.mlflow import _client
 from registry.transfer.mlflow import _convert as cv
-from registry.transfer.mlflow._models import list_files
+from registry.transfer.mlflow._files import DEFAULT_MAX_SIZE, fetch_run_files
 from registry.transfer.mlflow._result import SyncResult
 from registry.transfer.mlflow.errors import MlflowBridgeError
 
@@ -44,34 +46,43 @@ class ImportResult(SyncResult):
 
     mapped_back: list[str] = field(default_factory=list)  # exported from this registry
     run_ids: dict[str, str] = field(default_factory=dict)  # MLflow run id -> registry run id
+    #: MLflow run id -> its files left in MLflow (over the size limit), with their URIs.
+    skipped_artifacts: dict[str, list[str]] = field(default_factory=dict)
 
 
 def import_runs(tracking_uri: str, *, experiments: Sequence[str] = (),
                 project: str | None = None, workspace: Workspace | None = None,
+                max_artifact_size: int | None = DEFAULT_MAX_SIZE,
                 progress: Callable[[str, str], None] | None = None) -> ImportResult:
     """Import the runs of the named MLflow experiments (all active ones when none are
-    named) into the workspace's registry; ``project`` overrides the experiment names."""
+    named) into the workspace's registry; ``project`` overrides the experiment names.
+    Artifacts and logged models are copied into the artifact store, each file up to
+    ``max_artifact_size`` bytes (None: any size; 0: none, references only)."""
     ws = workspace or load_workspace()
-    return Importer(ws.open_store(), tracking_uri, project=project).run(
-        experiments, progress=progress)
+    return Importer(ws.open_store(), tracking_uri, project=project,
+                    blobs=ArtifactStore(ws.artifact_root),
+                    max_artifact_size=max_artifact_size).run(experiments, progress=progress)
 
 
 class Importer:
     """Imports from one MLflow store into one registry store."""
 
     def __init__(self, store: SqlStore, tracking_uri: str, *, project: str | None = None,
-                 client: Any = None) -> None:
+                 client: Any = None, blobs: ArtifactStore | None = None,
+                 max_artifact_size: int | None = DEFAULT_MAX_SIZE) -> None:
         self.store, self.project = store, project
+        self.blobs, self.max_size = blobs, max_artifact_size
         self.uri = _client.normalise_uri(tracking_uri)
         self.client = client or _client.make_client(self.uri)
         self._links: dict[str, _links.Link] = {}
         self._seen: dict[str, str] = {}  # MLflow run id -> registry run id, this import
+        self._skipped: dict[str, list[str]] = {}
 
     def run(self, names: Sequence[str] = (),
             progress: Callable[[str, str], None] | None = None) -> ImportResult:
         result = ImportResult(self.uri)
         self._links = links = _links.by_mlflow_id(self.store, self.uri)
-        self._seen = result.run_ids
+        self._seen, self._skipped = result.run_ids, result.skipped_artifacts
         for experiment in self._experiments(names):
             for mlflow_run in self._runs(experiment.experiment_id):
                 outcome = self._one(mlflow_run, experiment.name, links, result)
@@ -180,9 +191,11 @@ class Importer:
                            for k in r.data.metrics}
         inputs = r.inputs.dataset_inputs if r.inputs is not None else []
         data["datasets"] = _dedup([_dataset(i) for i in inputs])
-        data["artifacts"] = [{"name": path, "sha256": "", "size": size,
-                              "uri": f"{info.artifact_uri}/{path}", "created_time": start}
-                             for path, size in sorted(list_files(self.client, info.run_id))]
+        files = fetch_run_files(self.client, r, self.blobs, self.max_size, self.uri)
+        data["artifacts"] = files.artifacts
+        data["tags"].update(files.tags)
+        if files.skipped:
+            self._skipped[info.run_id] = files.skipped
         return data
 
     def _registry_id(self, mlflow_id: str | None) -> str | None:
