@@ -1,7 +1,7 @@
 """Cairn's dashboard: a read-only Streamlit app over the workspace's registry store.
 
     cairn dashboard                  # http://127.0.0.1:8501
-    cairn dashboard --port 9000 --headless
+    cairn dashboard --port 9000 --base-url-path cairn   # behind a reverse proxy
 
 Pages (``app_pages/``): Overview, Runs, Compare, Overlap, Catalog, Zoo. ``data`` is the only
 module that opens the store, and adds Streamlit's caches to the registry's reads and

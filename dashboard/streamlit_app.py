@@ -5,7 +5,10 @@ builds the menu from that folder and never runs ``st.navigation``."""
 
 import streamlit as st
 
+from dashboard._auth import require_sign_in
+
 st.set_page_config(page_title="Cairn", page_icon=":material/landscape:", layout="wide")
+require_sign_in()
 
 PAGES = [
     st.Page("app_pages/overview.py", title="Overview", icon=":material/dashboard:",

@@ -32,6 +32,11 @@ Example ``cairn.toml``::
     offline = false                            # CAIRN_OFFLINE=1 too: never download weights
     hf_endpoint = "https://hf-mirror.internal" # a team mirror of the Hugging Face hub
     weights_dir = "/shared/weights"            # the team's weights folder
+
+    [dashboard.auth]                           # sign-in (checked by dashboard._service_auth)
+    server_metadata_url = "https://login.example.com/.well-known/openid-configuration"
+    client_id = "cairn-dashboard"
+    allowed_domains = ["example.com"]          # and/or allowed_emails = ["ana@example.com"]
 """
 
 from __future__ import annotations
@@ -53,7 +58,7 @@ STATE_DIR = ".cairn"
 
 _TOP_LEVEL = {
     "store", "artifacts", "catalog", "owner", "required_tags", "runs", "projects", "mlflow",
-    "zoo", "costs",
+    "zoo", "costs", "dashboard",
 }
 _RUNS = {"heartbeat_interval", "flush_interval", "on_duplicate", "fingerprint_ignore",
          "system_interval", "seed_params"}
@@ -88,6 +93,8 @@ class Workspace:
     seed_params: tuple[str, ...] = ("seed",)
     #: The ``[costs]`` table as written; checked where costs are computed.
     costs: Mapping[str, Any] = field(default_factory=dict)
+    #: The ``[dashboard]`` table as written; the dashboard checks its own settings.
+    dashboard: Mapping[str, Any] = field(default_factory=dict)
     projects: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     config_file: Path | None = None
     #: Open the store read-only and never migrate it (the dashboard, a reader role).
@@ -222,6 +229,7 @@ def _resolve(root: Path, s: dict[str, Any], path: Path | None) -> Workspace:
         system_interval=_non_negative(runs, "system_interval", 10.0, where),
         seed_params=_names(runs.get("seed_params", ["seed"]), "runs.seed_params", where),
         costs=_table(s.get("costs", {}), "costs", where),
+        dashboard=_table(s.get("dashboard", {}), "dashboard", where),
         projects={str(k): dict(v) for k, v in s.get("projects", {}).items()},
         config_file=path,
     )
