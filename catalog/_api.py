@@ -9,6 +9,7 @@ from typing import Any
 from catalog._card import ModelCard
 from catalog._files import latest, load_cards, split_ref
 from catalog._index import IndexResult, index_cards, stored_cards, to_card
+from catalog._inference import MEASURES, card_measures, matches, split_conditions
 from catalog.errors import CardNotFoundError, CatalogError
 from registry.config import Workspace, load_workspace
 
@@ -42,6 +43,9 @@ class CardSummary:
     labels: list[str] = field(default_factory=list)
     summary: str = ""
     score: float = 0.0
+    latency_ms: float | None = None  # best p50 at batch 1 of its inference profiles
+    throughput: float | None = None
+    accuracy: float | None = None
 
     @property
     def ref(self) -> str:
@@ -71,9 +75,12 @@ def search(query: str = "", *, project: str | None = None, status: str | None = 
            limit: int = 50, workspace: Workspace | None = None) -> list[CardSummary]:
     """Indexed cards matching ``query``: free words (every one must appear: name, tags,
     labels, body...) and field filters ``name: version: status: project: owner: backbone:
-    tag: dataset: license: label:`` (``tag:"surface defects"``). Best matches first."""
+    tag: dataset: license: label:`` (``tag:"surface defects"``), and numeric conditions on
+    ``latency_ms``, ``throughput`` and ``accuracy`` (``latency_ms < 10 and accuracy >= 0.9``,
+    see :mod:`catalog._inference`). Best matches first."""
     if limit < 0:
         raise ValueError(f"limit must be >= 0, got {limit}")
+    query, conditions = split_conditions(query)
     words, columns, listed = _parse(query)
     if project is not None:
         columns["project"] = project
@@ -85,7 +92,8 @@ def search(query: str = "", *, project: str | None = None, status: str | None = 
     found = (stored.search(store, " ".join(words), columns) if words
              else [(row, 0.0) for row in stored.rows(store, columns)])
     results = [summarise(to_card(row), score) for row, score in found]
-    results = [r for r in results if _listed_match(r, listed)]
+    results = [r for r in results if _listed_match(r, listed)
+               and matches({m: getattr(r, m) for m in MEASURES}, conditions)]
     results.sort(key=lambda r: -r.score)
     return results[:limit]
 
@@ -126,7 +134,7 @@ def summarise(card: ModelCard, score: float = 0.0) -> CardSummary:
                        path=str(card.path or ""), license=license_,
                        tags=[str(t) for t in tags],
                        datasets=[str(d) for d in datasets], labels=card.labels,
-                       summary=_first_paragraph(card), score=score)
+                       summary=_first_paragraph(card), score=score, **card_measures(card))
 
 
 def _first_paragraph(card: ModelCard) -> str:

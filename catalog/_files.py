@@ -1,7 +1,8 @@
 """The catalog directory: one folder per model, the card in its ``README.md``.
 
 Later versions of a model may live in sub-folders (``<name>/v2/README.md``); every
-``README.md`` under the catalog directory, except the directory's own, is a card.
+``README.md`` under the catalog directory, except the directory's own, is a card. A card's
+folder given on its own (``cairn catalog validate catalog/<name>``) includes its own card.
 """
 
 from __future__ import annotations
@@ -22,30 +23,43 @@ def catalog_dir(workspace: Workspace | None = None) -> Path:
     return (workspace or load_workspace()).catalog_dir
 
 
-def card_files(root: Path) -> list[Path]:
-    """Card files under ``root`` (a card file itself, or a folder), in path order."""
+def card_files(root: Path, *, catalog_root: Path | None = None) -> list[Path]:
+    """Card files under ``root`` (a card file itself, or a folder), in path order.
+
+    A folder's own ``README.md`` is a card unless the folder is the catalog directory
+    ``catalog_root`` (default: ``root`` is taken to be one), whose README describes it."""
     root = Path(root)
     if root.is_file():
         return [root]
     if not root.is_dir():
         raise CatalogError(f"{root}: no such card file or catalog directory")
+    own = catalog_root is not None and not _same_dir(root, catalog_root)
     found = []
     for path in root.rglob(CARD_FILE):
         parts = path.relative_to(root).parts
-        if len(parts) > 1 and not any(p.startswith(".") for p in parts):
+        if (own or len(parts) > 1) and not any(p.startswith(".") for p in parts):
             found.append(path)
     return sorted(found)
 
 
-def load_cards(root: Path) -> tuple[list[ModelCard], list[CardSyntaxError]]:
-    """Every readable card under ``root`` and the syntax error of each unreadable one."""
+def load_cards(root: Path, *,
+               catalog_root: Path | None = None) -> tuple[list[ModelCard], list[CardSyntaxError]]:
+    """Every readable card under ``root`` and the syntax error of each unreadable one
+    (``catalog_root`` as for :func:`card_files`)."""
     cards, broken = [], []
-    for path in card_files(root):
+    for path in card_files(root, catalog_root=catalog_root):
         try:
             cards.append(read_card(path))
         except CardSyntaxError as exc:
             broken.append(exc)
     return cards, broken
+
+
+def _same_dir(a: Path, b: Path) -> bool:
+    try:
+        return Path(a).resolve() == Path(b).resolve()
+    except OSError:
+        return False
 
 
 def split_ref(ref: str) -> tuple[str, str | None]:

@@ -102,13 +102,35 @@ _RESULT = Spec("map", fields={
 _MODEL_INDEX = Spec("list", item=Spec("map", fields={
     "name": Spec(required=True), "results": Spec("list", required=True, item=_RESULT)}))
 
+def _non_negative(v: Any) -> str | None:
+    return None if v >= 0 else f"must not be negative, not {v}"
+
+
+# One profile of `cairn zoo profile` (catalog._inference); Hugging Face's own `inference`
+# (true/false, or widget parameters) stays valid beside it.
+_PROFILE = Spec("map", fields={
+    "runtime": Spec(required=True), "runtime_version": TEXT,
+    "precision": Spec(required=True, choices=("fp32", "fp16", "int8")),
+    "hardware": Spec(required=True), "threads": POSITIVE_INT,
+    "batch": Spec("int", required=True, check=_positive),
+    "latency_ms": Spec("map", required=True, fields={
+        q: Spec("number", required=True, check=_non_negative) for q in ("p50", "p90", "p99")}),
+    "throughput": Spec("number", check=_positive),
+    "accuracy": Spec("number", check=lambda v: None if 0 <= v <= 1 else
+                     f"must be a fraction in [0, 1], not {v}"),
+    "accuracy_delta": NUMBER, "peak_memory_mb": Spec("number", check=_non_negative),
+    "file_mb": Spec("number", check=_non_negative), "measured": TEXT, "run": TEXT,
+    "notes": TEXT})
+_INFERENCE = Spec("one_of", kinds=(Spec("bool"), Spec("map"), Spec("list", item=_PROFILE)),
+                  doc="profiles measured where the model runs (or Hugging Face's widget flag)")
+
 HF_FIELDS: dict[str, Spec] = {
     "license": Spec(doc="license identifier, e.g. apache-2.0, mit, other"),
     "license_name": TEXT, "license_link": TEXT, "language": TEXT_OR_TEXTS,
     "tags": Spec("list", item=TEXT), "datasets": TEXTS, "metrics": TEXTS,
     "base_model": TEXT_OR_TEXTS,
     "base_model_relation": Spec(choices=("adapter", "merge", "quantized", "finetune")),
-    "library_name": TEXT, "pipeline_tag": TEXT, "thumbnail": TEXT, "inference": Spec("any"),
+    "library_name": TEXT, "pipeline_tag": TEXT, "thumbnail": TEXT, "inference": _INFERENCE,
     "widget": Spec("any"), "co2_eq_emissions": Spec("any"), "new_version": TEXT,
     "model-index": _MODEL_INDEX,
 }

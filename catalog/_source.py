@@ -20,6 +20,7 @@ import zoo
 from catalog._api import get, list_cards, summarise
 from catalog._card import ModelCard
 from catalog._files import split_ref
+from catalog._inference import profile_target, write_inference
 from catalog._load import build_model
 from catalog._weights import read_header
 from catalog.errors import (
@@ -79,6 +80,15 @@ class CatalogSource:
     def framework(self, name: str) -> Framework:
         """The framework of the card's backbone."""
         return _framework(_card(name))
+
+    # -- for `cairn zoo profile` ------------------------------------------------------------
+    def profile_target(self, name: str) -> dict[str, Any]:
+        """What the zoo's profiler needs of card ``name``: ref, labels, input, runs, digest."""
+        return profile_target(_card(name))
+
+    def record_inference(self, name: str, entries: list[dict[str, Any]]) -> Path:
+        """Write inference profiles into card ``name``'s ``inference:`` list."""
+        return write_inference(_card(name), entries)
 
 
 def _provenance(card: ModelCard, pretrained: bool,

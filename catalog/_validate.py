@@ -18,26 +18,25 @@ __all__ = ["card_problems", "has_errors", "validate"]
 
 def validate(path: str | Path | None = None, *, workspace: Workspace | None = None,
              check_runs_exist: bool = True) -> list[CardProblem]:
-    """Problems of the card at ``path``, of every card under it, or (no path) of the whole
-    catalog directory: schema errors with file and line, runs the registry does not hold,
-    weights that are missing or do not match their sha256, labels that do not fit the head.
-    Warnings (a draft's unwritten parts) are included; :func:`has_errors` tells them apart."""
+    """Problems of the card at ``path`` (a card file or a card's folder), of every card under
+    it, or (no path) of the whole catalog directory: schema errors with file and line, runs
+    the registry does not hold, weights that are missing or do not match their sha256, labels
+    that do not fit the head. Warnings (a draft's unwritten parts) are included;
+    :func:`has_errors` tells them apart. A ``path`` holding no card is an error."""
     ws = workspace or load_workspace()
     root = Path(path) if path is not None else ws.catalog_dir
     if path is None and not root.exists():
         return [CardProblem(str(root), None, None, "the catalog directory does not exist "
                                                    "(workspace setting 'catalog')", "warning")]
-    cards, broken = load_cards(root)
+    files = card_files(root, catalog_root=ws.catalog_dir)
+    if not files:
+        return [_no_cards(root, given=path is not None)]
+    cards, broken = load_cards(root, catalog_root=ws.catalog_dir)
     problems = [CardProblem(exc.path, exc.line, None, exc.reason) for exc in broken]
     store = _store(ws) if check_runs_exist and any(c.runs for c in cards) else None
     for card in cards:
         problems += card_problems(card, store)
-    problems += _duplicates(cards)
-    if not card_files(root):
-        problems.append(CardProblem(str(root), None, None, "no model cards found (each model "
-                                                           "has a folder with a README.md)",
-                                    "warning"))
-    return problems
+    return problems + _duplicates(cards)
 
 
 def card_problems(card: ModelCard, store: Any = None) -> list[CardProblem]:
@@ -50,6 +49,15 @@ def card_problems(card: ModelCard, store: Any = None) -> list[CardProblem]:
 
 def has_errors(problems: list[CardProblem]) -> bool:
     return any(p.severity == "error" for p in problems)
+
+
+def _no_cards(root: Path, given: bool) -> CardProblem:
+    """No card at ``root``: an error for a path given (a typo must not pass CI), a warning
+    for a workspace's catalog directory that has none yet."""
+    return CardProblem(str(root), None, None,
+                       "no model cards found (a card is a README.md in its model's folder: "
+                       "give a card's folder, its README.md or the catalog directory)",
+                       "error" if given else "warning")
 
 
 def _duplicates(cards: list[ModelCard]) -> list[CardProblem]:

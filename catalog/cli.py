@@ -51,7 +51,8 @@ def new(run_ref: str, name: str | None, version: str | None, force: bool, track:
 @click.option("--strict", is_flag=True, help="Warnings fail too.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per problem.")
 def validate(path: Path | None, no_runs: bool, strict: bool, as_json: bool) -> None:
-    """Check the cards at PATH (default: the catalog directory). Exit 1 on errors."""
+    """Check the cards at PATH: a card file, a card's folder or a folder of cards (default:
+    the catalog directory). Exit 1 on errors, and when PATH holds no card."""
     from catalog._validate import has_errors
     from catalog._validate import validate as run_validate
 
@@ -84,7 +85,8 @@ def index() -> None:
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per card.")
 def search(query: str, project: str | None, status: str | None, limit: int,
            as_json: bool) -> None:
-    """Cards matching QUERY: words, and filters such as status:reviewed tag:scratch."""
+    """Cards matching QUERY: words, filters such as status:reviewed tag:scratch, and
+    conditions on latency_ms, throughput and accuracy: "latency_ms < 10 and accuracy >= 0.9"."""
     from catalog._api import search as run_search
 
     hits = run_search(query, project=project, status=status, limit=limit)
@@ -94,6 +96,11 @@ def search(query: str, project: str | None, status: str | None, limit: int,
         return
     if not hits:
         click.echo("no card matches (cards are found once indexed: `cairn catalog index`)")
+        return
+    if any(h.latency_ms is not None for h in hits):  # profiled cards: their figures too
+        click.echo(table(["card", "status", "backbone", "b1 p50 ms", "accuracy", "summary"],
+                         [[h.ref, h.status, h.backbone, h.latency_ms, h.accuracy,
+                           h.summary[:40]] for h in hits]))
         return
     click.echo(table(["card", "status", "project", "backbone", "summary"],
                      [[h.ref, h.status, h.project, h.backbone, h.summary[:60]] for h in hits]))

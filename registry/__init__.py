@@ -18,6 +18,7 @@ import sqlite3  # noqa: F401
 
 from registry import errors as errors
 from registry._lazy import lazy_names
+from registry.client import add_to_run as add_to_run
 from registry.client import get_run as get_run
 from registry.client import list_runs as list_runs
 from registry.client import metric_history as metric_history
@@ -54,6 +55,7 @@ __all__ = [
     "RunStatus",
     "Workspace",
     "active_run",
+    "add_to_run",
     "best_prior",
     "compare",
     "compare_groups",

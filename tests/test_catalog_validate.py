@@ -4,8 +4,11 @@ classifier head, and the exit code a team's CI relies on."""
 from __future__ import annotations
 
 import hashlib
+import os
 import pickle
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -235,3 +238,78 @@ def test_draft_tracking_choices(dvc_repo: Workspace) -> None:
     assert "dvc" not in catalog.read_card(card).weights
     problems = catalog.validate(card, workspace=dvc_repo)
     assert any(p.field == "weights" and p.severity == "warning" for p in problems)
+
+
+# -- one card's folder, the catalog root, and a path with no card ----------------------------
+
+BROKEN = "---\nname: [x\n---\n"
+
+
+def card_folder(catalog_dir: Path, name: str, text: str) -> Path:
+    folder = catalog_dir / name
+    folder.mkdir(parents=True)
+    (folder / "README.md").write_text(text)
+    return folder
+
+
+def test_a_card_folder_validates_its_card(workspace: Workspace) -> None:
+    broken = card_folder(workspace.catalog_dir, "broken", BROKEN)
+    good = card_folder(workspace.catalog_dir, "good",
+                       (Path(__file__).parent / "data" / "cards" / "cairn_complete.md")
+                       .read_text())
+    (workspace.catalog_dir / "README.md").write_text("# Our models\n")  # the catalog's own
+    found = catalog.validate(broken, workspace=workspace, check_runs_exist=False)
+    assert [(p.path, p.line) for p in errors(found)] == [(str(broken / "README.md"), 2)]
+    assert "broken YAML" in errors(found)[0].message
+    found = catalog.validate(good, workspace=workspace, check_runs_exist=False)
+    assert {Path(p.path).parent for p in found} == {good}  # this card, nothing else
+    found = catalog.validate(workspace.catalog_dir, workspace=workspace, check_runs_exist=False)
+    paths = {p.path for p in errors(found)}
+    assert str(broken / "README.md") in paths and str(good / "README.md") in paths
+    assert str(workspace.catalog_dir / "README.md") not in paths
+
+
+def test_a_card_folder_holds_its_later_versions_too(workspace: Workspace) -> None:
+    folder = card_folder(workspace.catalog_dir, "m", BROKEN)
+    card_folder(folder, "v2", BROKEN)
+    found = errors(catalog.validate(folder, workspace=workspace, check_runs_exist=False))
+    assert sorted(p.path for p in found) == [str(folder / "README.md"),
+                                             str(folder / "v2" / "README.md")]
+
+
+def test_a_path_without_a_card_is_an_error(workspace: Workspace) -> None:
+    empty = workspace.catalog_dir / "empty"
+    empty.mkdir(parents=True)
+    (problem,) = catalog.validate(empty, workspace=workspace)
+    assert problem.severity == "error" and "no model cards found" in problem.message
+    (problem,) = catalog.validate(workspace=workspace)  # the workspace's catalog: none yet
+    assert problem.severity == "warning"
+
+
+def test_cli_on_a_card_folder(workspace: Workspace, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CAIRN_STORE", workspace.store_url)
+    monkeypatch.setenv("CAIRN_CATALOG", str(workspace.catalog_dir))
+    broken = card_folder(workspace.catalog_dir, "broken", BROKEN)
+    runner = CliRunner()
+    out = runner.invoke(catalog_cli, ["validate", str(broken)])
+    assert out.exit_code == 1 and f"{broken / 'README.md'}:2: error: broken YAML" in out.output
+    (broken / "README.md").unlink()
+    out = runner.invoke(catalog_cli, ["validate", str(broken)])
+    assert out.exit_code == 1 and "no model cards found" in out.output
+
+
+def test_validate_dot_inside_a_card_folder(tmp_path: Path) -> None:
+    (tmp_path / "cairn.toml").write_text(f'store = "sqlite:///{tmp_path}/r.db"\n'
+                                         'catalog = "catalog"\n')
+    broken = card_folder(tmp_path / "catalog", "broken", BROKEN)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CAIRN_")}
+    out = subprocess.run([sys.executable, "-m", "registry.cli", "catalog", "validate", "."],
+                         cwd=broken, capture_output=True, text=True, timeout=120, env=env)
+    assert out.returncode == 1, out.stdout + out.stderr
+    assert "README.md:2: error: broken YAML" in out.stdout
+    (broken / "README.md").write_text(BROKEN.replace("[x", "broken"))
+    out = subprocess.run([sys.executable, "-m", "registry.cli", "catalog", "validate", ".",
+                          "--no-runs"], cwd=broken, capture_output=True, text=True,
+                         timeout=120, env=env)
+    assert out.returncode == 1
+    assert "README.md:1: error: missing required field version" in out.stdout, out.stdout

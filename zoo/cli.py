@@ -290,3 +290,83 @@ def _run_weights(ref: str, folder):
         raise click.ClickException(f"run {record.id[:8]} logged no {CHECKPOINT} artifact")
     root = registry.load_workspace().artifact_root
     return ArtifactStore(root).get(artifact.sha256, folder / CHECKPOINT)
+
+
+def _ints(text: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError as exc:
+        raise click.BadParameter(f"{text!r}: expected numbers such as 1,8,32") from exc
+    if not values or min(values) < 1:
+        raise click.BadParameter(f"{text!r}: expected positive numbers such as 1,8,32")
+    return values
+
+
+def _precisions(text: str) -> tuple[str, ...]:
+    from zoo._profile import PRECISIONS
+
+    values = tuple(p.strip() for p in text.split(",") if p.strip())
+    if not values or any(p not in PRECISIONS for p in values):
+        raise click.BadParameter(f"{text!r}: expected some of {','.join(PRECISIONS)}")
+    return values
+
+
+@zoo.command("profile")
+@click.argument("source")
+@click.option("--batch", "batches", default="1,8,32", show_default=True,
+              help="Batch sizes: latency percentiles at each, throughput too.")
+@click.option("--threads", type=click.IntRange(1), help="ONNX Runtime intra-op threads "
+              "(default: the cores this process may use).")
+@click.option("--precision", "precisions", default="fp32,int8", show_default=True,
+              help="fp32 and/or int8 (static quantization calibrated on validation images).")
+@click.option("--repeats", type=click.IntRange(1), help="Timed runs per batch size (default: "
+              "at least 50 and 2 s worth, after 10 warm-up runs).")
+@click.option("--data", type=click.Path(exists=True, file_okay=False),
+              help="Image folder (a sub-folder per class) for accuracy and int8 calibration "
+                   "(default: the run's validation split).")
+@click.option("--card", help="Also write the profile into this model card (NAME[@VERSION]).")
+@click.option("--no-record", is_flag=True, help="Only print: record nothing on the run or card.")
+@click.option("--json", "as_json", is_flag=True, help="The report as one JSON object.")
+def profile(source: str, batches: str, threads: int | None, precisions: str,
+            repeats: int | None, data: str | None, card: str | None, no_record: bool,
+            as_json: bool) -> None:
+    """Measure a model with ONNX Runtime on this machine's CPU: SOURCE is a run, a model
+    card (catalog:NAME[@V]) or a file (.onnx, or a .safetensors checkpoint). Latency
+    percentiles at batch 1, throughput at the others, peak memory and accuracy, fp32 and
+    int8; recorded on the run (infer/... metrics) and the card (its inference: list)."""
+    from zoo._profile import profile as run_profile
+
+    report = run_profile(source, batches=_ints(batches), threads=threads,
+                         precisions=_precisions(precisions), repeats=repeats, data=data,
+                         card=card, record=not no_record)
+    if as_json:
+        click.echo(json.dumps(report.to_dict(), default=str))
+        return
+    click.echo(f"{report.target} on {report.hardware} ({report.machine}), {report.threads} "
+               f"thread(s), onnxruntime {report.runtime_version}")
+    if report.data:
+        click.echo(f"accuracy on {report.data}")
+    click.echo(table(["precision", "batch", "p50 ms", "p90 ms", "p99 ms", "images/s",
+                      "accuracy", "delta", "peak MiB", "file MiB"], _profile_rows(report)))
+    for precision, reason in report.failures.items():
+        click.echo(f"{precision} failed: {reason}")
+    for note in report.notes:
+        click.echo(f"note: {note}")
+    if report.run_id:
+        click.echo(f"recorded on run {report.run_id[:8]} (infer/... metrics)")
+    if report.card_path:
+        click.echo(f"written into {report.card_path} (inference:)")
+
+
+def _profile_rows(report: Any) -> list[tuple]:
+    rows = []
+    for p in report.profiles:
+        for b in p.batches:
+            rows.append((p.precision, b["batch"], round(b["p50"], 3), round(b["p90"], 3),
+                         round(b["p99"], 3), round(b["throughput"], 1), p.accuracy,
+                         report.accuracy_delta(p), _mib(p.peak_memory_mb), _mib(p.file_mb)))
+    return rows
+
+
+def _mib(value: float | None) -> float | None:
+    return None if value is None else round(value, 1)

@@ -14,6 +14,8 @@ __all__ = [
     "FinetuneConfigError",
     "NoClassifierError",
     "OnnxMismatchError",
+    "ProfileError",
+    "QuantizationError",
     "ResumeError",
     "ScratchUnsupportedError",
     "SourceUnavailableError",
@@ -181,3 +183,19 @@ class CheckpointError(ZooError):
     def __init__(self, path: str, detail: str) -> None:
         self.path, self.detail = path, detail
         super().__init__(f"checkpoint {path}: {detail}")
+
+
+class ProfileError(ZooError):
+    """A model could not be profiled: no model file to measure, or ONNX Runtime failed."""
+
+    def __init__(self, target: str, detail: str) -> None:
+        self.target, self.detail = target, detail
+        super().__init__(f"cannot profile {target}: {detail}")
+
+
+class QuantizationError(ZooError):
+    """Static int8 quantization failed (the fp32 profile is still made and recorded)."""
+
+    def __init__(self, path: str, detail: str) -> None:
+        self.path, self.detail = path, detail
+        super().__init__(f"cannot quantize {path} to int8: {detail}")

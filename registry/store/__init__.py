@@ -176,6 +176,18 @@ class SqlStore:
                 _writes.update_run(conn, run_pk, run_values)
         return count
 
+    def append_metrics(self, run_pk: int, values: Mapping[str, float], when: float) -> int:
+        """One point per metric after what the run holds (next seq and step), summaries
+        updated, in one transaction: measurements made after a run ended."""
+        with self.writing() as conn:
+            ends = _reads.history_ends(conn, run_pk, list(values))
+            chunks = [(key, seq + 1, [step + 1], [value], [when])
+                      for key, value in values.items()
+                      for seq, step in [ends.get(key, (-1, -1))]]
+            count = _writes.insert_chunks(conn, run_pk, chunks)
+            _writes.upsert_summaries(conn, run_pk, _reads.summaries_with(conn, run_pk, chunks))
+        return count
+
     def add_dataset_use(self, run_pk: int, use: DatasetUse) -> None:
         with self.writing() as conn:
             _writes.add_dataset_use(conn, run_pk, use)

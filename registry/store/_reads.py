@@ -7,7 +7,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Select, select
+from sqlalchemy import Connection, Select, func, select
 
 from registry._history import Chunk, Columns, Summary, decode
 from registry._params import ParamValue
@@ -32,8 +32,8 @@ from registry.store.schema import (
     tag,
 )
 
-__all__ = ["get_runs", "keys_of", "list_run_pks", "metric_columns", "metric_history",
-           "resolve_run", "stored_chunks", "summaries_with"]
+__all__ = ["get_runs", "history_ends", "keys_of", "list_run_pks", "metric_columns",
+           "metric_history", "resolve_run", "stored_chunks", "summaries_with"]
 
 _HEX = re.compile(r"[0-9a-f]{1,32}")
 
@@ -211,6 +211,15 @@ def stored_chunks(conn: Connection, run_pk: int,
         metric_chunk.c.run_pk == run_pk, metric_chunk.c.key.in_(keys), metric_chunk.c.seq >= low)
     wanted = {(c[0], c[1]) for c in chunks}
     return {(k, s) for k, s in conn.execute(query) if (k, s) in wanted}
+
+
+def history_ends(conn: Connection, run_pk: int,
+                 keys: Sequence[str]) -> dict[str, tuple[int, int]]:
+    """The last chunk seq and the last step of each of ``keys`` the run has logged."""
+    mc = metric_chunk
+    query = (select(mc.c.key, func.max(mc.c.seq), func.max(mc.c.max_step))
+             .where(mc.c.run_pk == run_pk, mc.c.key.in_(sorted(set(keys)))).group_by(mc.c.key))
+    return {key: (int(seq), int(step)) for key, seq, step in conn.execute(query)}
 
 
 def summaries_with(conn: Connection, run_pk: int, new: Sequence[Chunk]) -> list[MetricSummary]:
