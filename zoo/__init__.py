@@ -9,6 +9,7 @@ weights folder and the hub caches.
     model = zoo.create("resnet50", num_classes=5, weights="r50.safetensors")
     model = zoo.create("tfhub:efficientnetv2-b0", num_classes=5)  # a Keras model
     result = zoo.finetune("resnet50.a1_in1k", "data/defects", epochs=10)  # a registry run
+    report = zoo.profile(result.run_id, precisions=("fp32", "int8"))  # ONNX Runtime, this CPU
 
 Sources: timm (names without a prefix), ``tfhub:``, and those of other packages through the
 ``cairn.zoo_sources`` entry points (the catalog's ``catalog:``), or :func:`register_source`.
@@ -24,6 +25,7 @@ from zoo._api import list as list
 from zoo._api import list_sources as list_sources
 from zoo._api import pull as pull
 from zoo._info import ModelInfo as ModelInfo
+from zoo._profile import profile as profile
 from zoo._provenance import WeightsProvenance as WeightsProvenance
 from zoo._registry import register_source as register_source
 from zoo._weights import WEIGHTS_ENV as WEIGHTS_ENV
@@ -50,6 +52,7 @@ __all__ = [
     "info",
     "list",
     "list_sources",
+    "profile",
     "pull",
     "register_source",
 ]
