@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import click
 
 from registry.cli.kit import CairnGroup
@@ -69,6 +71,8 @@ def import_command(tracking_uri: str | None, experiments: tuple[str, ...],
     later, only what changed is read."""
     from registry.transfer.mlflow.importer import import_runs
 
+    # One progress bar per file downloaded would bury the summary; the user can turn it on.
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     result = import_runs(_uri(tracking_uri), experiments=experiments, project=project,
                          max_artifact_size=max_size)
     click.echo(result.summary(**{"exported from this registry (mapped back)":
