@@ -11,7 +11,7 @@ from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, delete, insert, select, update
 
 from registry._history import Chunk
 from registry._mov_entities import MovDefinition, MovMeasurement
@@ -28,6 +28,7 @@ __all__ = [
     "Restored",
     "RunSnapshot",
     "mov_snapshot",
+    "replace_run",
     "restore_definition",
     "restore_project",
     "restore_run",
@@ -98,16 +99,39 @@ def restore_run(store: Any, project_name: str, values: Mapping[str, Any], *,
     with store.writing() as conn:
         pk = _writes.insert_run(conn, {**values,
                                        "project_id": _writes.ensure_project(conn, project_name)})
-        _writes.insert_params(conn, pk, params)
-        _writes.set_tags(conn, pk, tags)
-        _writes.insert_chunks(conn, pk, chunks)
-        _writes.upsert_summaries(conn, pk, summaries)
-        for use in datasets:
-            _writes.add_dataset_use(conn, pk, use)
-        for artifact in artifacts:
-            _writes.add_artifact(conn, pk, *artifact)
-        textindex.refresh(conn, [pk])
+        _fill_run(conn, pk, params, tags, chunks, summaries, datasets, artifacts)
     return pk
+
+
+def replace_run(store: Any, pk: int, project_name: str, values: Mapping[str, Any], *,
+                params: Mapping[str, ParamValue], tags: Mapping[str, str],
+                chunks: Iterable[Chunk], summaries: Iterable[MetricSummary],
+                datasets: Iterable[DatasetUse],
+                artifacts: Iterable[tuple[str, str, int, str, float]]) -> None:
+    """Replace everything stored about run ``pk`` in one transaction, keeping its key: the
+    MoV measurements and MLflow links that point at it stay linked."""
+    with store.writing() as conn:
+        for table in (s.param, s.tag, s.metric_chunk, s.metric_summary, s.run_dataset,
+                      s.artifact):
+            conn.execute(delete(table).where(table.c.run_pk == pk))
+        project_id = _writes.ensure_project(conn, project_name)
+        _writes.update_run(conn, pk, {**values, "project_id": project_id})
+        _fill_run(conn, pk, params, tags, chunks, summaries, datasets, artifacts)
+
+
+def _fill_run(conn: Connection, pk: int, params: Mapping[str, ParamValue],
+              tags: Mapping[str, str], chunks: Iterable[Chunk],
+              summaries: Iterable[MetricSummary], datasets: Iterable[DatasetUse],
+              artifacts: Iterable[tuple[str, str, int, str, float]]) -> None:
+    _writes.insert_params(conn, pk, params)
+    _writes.set_tags(conn, pk, tags)
+    _writes.insert_chunks(conn, pk, chunks)
+    _writes.upsert_summaries(conn, pk, summaries)
+    for use in datasets:
+        _writes.add_dataset_use(conn, pk, use)
+    for artifact in artifacts:
+        _writes.add_artifact(conn, pk, *artifact)
+    textindex.refresh(conn, [pk])
 
 
 # -- projects and MoV ----------------------------------------------------------------------------

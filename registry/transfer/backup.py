@@ -71,7 +71,8 @@ def export_runs(store: SqlStore, pks: Iterable[int]) -> Iterator[dict[str, Any]]
 
 def import_runs(store: SqlStore, lines: Iterable[str], *, replace: bool = False) -> ImportResult:
     """Import JSON lines; each run lands whole or not at all. Existing ids are skipped
-    (or replaced). Bad lines are reported with their number and do not stop the rest.
+    (or replaced in place, in one transaction: MoV measurements and MLflow links stay). Bad
+    lines are reported with their number and do not stop the rest.
     Project and MoV lines are applied after the runs, whatever their place in the file."""
     result = ImportResult()
     deferred: list[tuple[int, dict[str, Any]]] = []
@@ -83,12 +84,11 @@ def import_runs(store: SqlStore, lines: Iterable[str], *, replace: bool = False)
             if data["format"] != FORMAT:
                 deferred.append((number, data))
                 continue
-            if store.run_exists(data["id"]):
-                if not replace:
-                    result.skipped.append(data["id"])
-                    continue
-                store.delete_run(store.resolve(data["id"]))
-            _insert(store, data, number)
+            pk = store.key_of(data["id"])
+            if pk is not None and not replace:
+                result.skipped.append(data["id"])
+                continue
+            _insert(store, data, number, pk)
             result.imported.append(data["id"])
         except ImportFormatError as exc:
             result.errors.append(exc)
@@ -118,7 +118,8 @@ def _parse(number: int, line: str) -> dict[str, Any]:
     return data
 
 
-def _insert(store: SqlStore, data: dict[str, Any], number: int) -> None:
+def _insert(store: SqlStore, data: dict[str, Any], number: int, pk: int | None = None) -> None:
+    """Store one run record: a new run, or in place of run ``pk``."""
     try:
         params = {k: ParamValue(v["type"], v["text"],
                                 _number(v)) for k, v in data.get("params", {}).items()}
@@ -138,12 +139,15 @@ def _insert(store: SqlStore, data: dict[str, Any], number: int) -> None:
                       git_remote=code.get("remote"), git_dirty=code.get("dirty"),
                       git_diff_sha256=code.get("diff_sha256"))
         values.update(_similarity_keys(data, params, datasets))
-        rows.restore_run(
-            store, data["project"], values, params=params, tags=data.get("tags", {}),
-            chunks=[(key, seq, *part) for key, cols in history.items()
-                    for seq, part in enumerate(split(*cols))],
-            summaries=[_summary(k, *cols) for k, cols in history.items() if cols[0]],
-            datasets=datasets, artifacts=artifacts)
+        parts = {"params": params, "tags": data.get("tags", {}),
+                 "chunks": [(key, seq, *part) for key, cols in history.items()
+                            for seq, part in enumerate(split(*cols))],
+                 "summaries": [_summary(k, *cols) for k, cols in history.items() if cols[0]],
+                 "datasets": datasets, "artifacts": artifacts}
+        if pk is None:
+            rows.restore_run(store, data["project"], values, **parts)
+        else:
+            rows.replace_run(store, pk, data["project"], values, **parts)
     except StoreError:
         raise
     except CairnError as exc:
