@@ -13,6 +13,7 @@ from registry.cli.kit import CairnGroup
 from registry.cli.mlflow import mlflow
 from registry.cli.mov import mov
 from registry.cli.runs import runs
+from registry.cli.sync import sync
 from registry.cli.workspace import init, reader_role
 
 __all__ = ["cli", "main"]
@@ -46,6 +47,7 @@ cli.add_command(runs)
 runs.add_command(groups)  # cairn runs groups
 cli.add_command(mov)
 cli.add_command(mlflow)
+cli.add_command(sync)
 
 
 def main() -> None:

@@ -76,6 +76,7 @@ class Prior:
     reasons: tuple[str, ...]
     differences: Mapping[str, tuple[Any, Any]]
     group: Group | None = None  # the run's group of seeds (registry.store.groups), if keyed
+    origin: str | None = None  # the node it was synced from (``cairn sync``), if it was
 
     def describe(self, metric: tuple[str, str] | None = None) -> str:
         """One line naming who ran it, when, its status and its best metric."""
@@ -85,13 +86,15 @@ class Prior:
         result = _metric_text(r, metric)
         diff = "" if self.exact or not self.differences else " — differs in " + ", ".join(
             f"{k}: {_show(a)} vs {_show(b)}" for k, (a, b) in list(self.differences.items())[:4])
+        where = f" (synced from {self.origin})" if self.origin else ""
         return (f"{kind} was run by {r.owner} on {when}: run {r.id[:8]} {r.name or ''} "
-                f"[{r.status}]{result}{diff}").replace("  ", " ")
+                f"[{r.status}]{where}{result}{diff}").replace("  ", " ")
 
     def to_dict(self) -> dict[str, Any]:
         return {"run": self.run.id, "name": self.run.name, "owner": self.run.owner,
                 "score": self.score, "exact": self.exact, "reasons": list(self.reasons),
-                "differences": {k: list(v) for k, v in self.differences.items()}}
+                "differences": {k: list(v) for k, v in self.differences.items()},
+                "origin": self.origin}
 
 
 def spec_of(record: RunRecord, ignore: Iterable[str] = ()) -> RunSpec:
@@ -128,6 +131,7 @@ def find_priors(store, spec: RunSpec, *, exclude: int | None = None, limit: int 
     """
     from registry.store import similar as rows
     from registry.store.groups import groups_of
+    from registry.store.sync import origins
 
     with store.snapshot():  # one read transaction for the pool, its params and records
         found = rows.pool(store, fingerprint=spec.fingerprint, data_key=spec.data_key,
@@ -135,9 +139,11 @@ def find_priors(store, spec: RunSpec, *, exclude: int | None = None, limit: int 
         scored, params = _score(store, spec, found, limit, min_score)
         records = store.get_runs([pk for _, pk, _ in scored], details=False)
         groups = groups_of(store, [pk for _, pk, _ in scored]) if scored else {}
+        synced = origins(store, [pk for _, pk, _ in scored])
     exact = set(found.exact)
     return [Prior(record, round(score, 3), pk in exact, tuple(reasons),
-                  {} if pk in exact else _differences(spec, params.get(pk, {})), groups.get(pk))
+                  {} if pk in exact else _differences(spec, params.get(pk, {})), groups.get(pk),
+                  synced.get(pk))
             for (score, pk, reasons), record in zip(scored, records, strict=True)]
 
 
