@@ -211,16 +211,18 @@ def test_a_model_onnx_cannot_export_is_a_clear_error(ws: Workspace, tmp_path: Pa
         _SOURCES.pop("eigen", None)
 
 
-def test_bad_sources_and_options(ws: Workspace, tmp_path: Path) -> None:
+def test_bad_sources_and_options(ws: Workspace, tmp_path: Path, run_id: str) -> None:
     with pytest.raises(ProfileError, match="no file, run or model card"):
         profile("no-such-thing", workspace=ws)
     (tmp_path / "model.pt").write_bytes(b"x")
     with pytest.raises(ProfileError, match=r"\.onnx or \.safetensors"):
         profile(str(tmp_path / "model.pt"), workspace=ws)
-    with pytest.raises(ValueError, match="precisions"):
-        profile("x", precisions=("fp8",), workspace=ws)
+    with pytest.raises(ValueError, match="precisions of onnxruntime must be among fp32, int8"):
+        profile(run_id, precisions=("fp16",), workspace=ws)  # fp16 is TFLite's
     out = CliRunner().invoke(zoo_cli, ["profile", "x", "--batch", "0"])
     assert out.exit_code != 0 and "positive numbers" in out.output
+    out = CliRunner().invoke(zoo_cli, ["profile", "x", "--precision", "fp8"])
+    assert out.exit_code != 0 and "fp32,fp16,int8" in out.output
 
 
 def test_search_conditions_are_split_from_the_words() -> None:

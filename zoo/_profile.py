@@ -5,10 +5,12 @@ recorded on its run and written into its model card.
     report.get("int8").at(1)["p50"], report.get("int8").accuracy
 
 The model comes from a run (its ``model.onnx`` artifact, else its ``model.safetensors``
-exported), a model card (``catalog:NAME[@V]``, or a name no run has) or a file (``.onnx`` or
-a ``.safetensors`` checkpoint with zoo metadata). Exports are kept under the workspace's state
-folder by weights digest and reused. Accuracy and int8 calibration use the run's validation
-split, or ``data`` (an image folder); without either, accuracy is skipped and int8 too.
+exported; a Keras fine-tune's ``saved_model`` goes to TensorFlow Lite instead, fp32, fp16
+and int8, see :mod:`zoo._profile_tflite`), a model card (``catalog:NAME[@V]``, or a name no
+run has) or a file (``.onnx`` or a ``.safetensors`` checkpoint with zoo metadata). Exports
+are kept under the workspace's state folder by weights digest and reused. Accuracy and int8
+calibration use the run's validation split, or ``data`` (an image folder); without either,
+accuracy is skipped and int8 too.
 Cards are reached through the ``catalog`` zoo source (the zoo imports no catalog).
 """
 
@@ -36,7 +38,7 @@ from zoo.errors import ProfileError, QuantizationError, UnknownModelError
 
 __all__ = ["PRECISIONS", "profile"]
 
-PRECISIONS = ("fp32", "int8")
+PRECISIONS = ("fp32", "int8")  # ONNX Runtime; TFLite adds fp16
 CARD_SOURCE = "catalog"
 _IMAGENET = {"mean": (0.485, 0.456, 0.406), "std": (0.229, 0.224, 0.225),
              "interpolation": "bilinear", "crop_pct": 0.875}
@@ -54,20 +56,32 @@ class _Target:
     run: Any = None  # registry.RunRecord
     card: str | None = None  # the card's name@version
     notes: list[str] = field(default_factory=list)
+    saved_model: Path | None = None  # a Keras model, measured with TFLite instead
+
+    @property
+    def runtime(self) -> str:
+        return "tflite" if self.saved_model is not None else "onnxruntime"
+
+    @property
+    def precisions(self) -> tuple[str, ...]:
+        from zoo import _profile_tflite
+
+        return _profile_tflite.PRECISIONS if self.saved_model is not None else PRECISIONS
 
 
 def profile(source: str, *, batches: tuple[int, ...] = (1, 8, 32), threads: int | None = None,
-            precisions: tuple[str, ...] = PRECISIONS, repeats: int | None = None,
+            precisions: tuple[str, ...] | None = None, repeats: int | None = None,
             data: str | Path | None = None, card: str | None = None, record: bool = True,
             workspace: Any = None) -> ProfileReport:
     """Profile model ``source`` (a run, ``catalog:CARD`` or a file) at each batch size and
-    precision; record it on the model's run and card (``card`` names another) unless
-    ``record`` is False."""
+    precision (default: every one its runtime has); record it on the model's run and card
+    (``card`` names another) unless ``record`` is False."""
     import registry
 
-    _check(batches, precisions, threads, repeats)
+    _check(batches, threads, repeats)
     ws = workspace or registry.load_workspace()
     target = _resolve(source, ws)
+    precisions = _precisions(target, precisions)
     threads = threads or _cores()
     with tempfile.TemporaryDirectory(prefix="cairn-profile-") as tmp:
         evalset = _eval_set(target, data, Path(tmp))
@@ -79,15 +93,21 @@ def profile(source: str, *, batches: tuple[int, ...] = (1, 8, 32), threads: int 
     return report
 
 
-def _check(batches: tuple[int, ...], precisions: tuple[str, ...], threads: int | None,
-           repeats: int | None) -> None:
+def _check(batches: tuple[int, ...], threads: int | None, repeats: int | None) -> None:
     if not batches or any(not isinstance(b, int) or b < 1 for b in batches):
         raise ValueError(f"batch sizes must be positive integers, got {batches!r}")
-    unknown = [p for p in precisions if p not in PRECISIONS]
-    if unknown or not precisions:
-        raise ValueError(f"precisions must be among {', '.join(PRECISIONS)}, got {precisions!r}")
     if any(n is not None and n < 1 for n in (threads, repeats)):
         raise ValueError("threads and repeats must be at least 1")
+
+
+def _precisions(target: _Target, asked: tuple[str, ...] | None) -> tuple[str, ...]:
+    known = target.precisions
+    if asked is None:
+        return known
+    if not asked or any(p not in known for p in asked):
+        raise ValueError(f"precisions of {target.runtime} must be among {', '.join(known)}, "
+                         f"got {asked!r}")
+    return asked
 
 
 def _cores() -> int:
@@ -96,21 +116,33 @@ def _cores() -> int:
 
 
 def _report(target: _Target, threads: int, evalset: EvalSet | None) -> ProfileReport:
-    import onnxruntime as ort
-
     from registry.capture.hardware import capture_hardware
 
     info, _ = capture_hardware()
     cpu = (info.get("cpu") or {}).get("model") or "unknown CPU"
     return ProfileReport(target=target.label, hardware=cpu, machine=info.get("machine") or "",
-                         threads=threads, runtime_version=ort.__version__,
-                         notes=list(target.notes),
+                         threads=threads, runtime_version=_runtime_version(target),
+                         notes=list(target.notes), runtime=target.runtime,
                          data=evalset.description if evalset else None)
+
+
+def _runtime_version(target: _Target) -> str:
+    if target.saved_model is not None:
+        from zoo.sources.tfhub import import_tf
+
+        return import_tf().tf.__version__
+    import onnxruntime as ort
+
+    return ort.__version__
 
 
 def _measure_all(report: ProfileReport, target: _Target, batches: list[int], threads: int,
                  precisions: tuple[str, ...], repeats: int | None,
                  evalset: EvalSet | None) -> None:
+    if target.saved_model is not None:
+        _measure_tflite(report, target, batches, threads, precisions, repeats, evalset)
+        return
+
     def run(precision: str, path: Path) -> None:
         found = measure(path, batches=batches, threads=threads, repeats=repeats,
                         images=evalset.images if evalset else None,
@@ -133,6 +165,34 @@ def _measure_all(report: ProfileReport, target: _Target, batches: list[int], thr
         report.failures["int8"] = str(exc)
 
 
+def _measure_tflite(report: ProfileReport, target: _Target, batches: list[int], threads: int,
+                    precisions: tuple[str, ...], repeats: int | None,
+                    evalset: EvalSet | None) -> None:
+    """Each precision converted, checked against the Keras model, then timed."""
+    from zoo import _profile_tflite as tfl
+
+    for precision in precisions:
+        if precision == "int8" and evalset is None:
+            report.notes.append("int8 skipped: full-integer quantization needs calibration "
+                                "images (a run with validation data, or --data DIR)")
+            continue
+        try:
+            path = tfl.convert(target.saved_model, precision,
+                               target.cache / f"model.{precision}.tflite", evalset)
+            checked = (tfl.check_against_keras(target.saved_model, path, evalset)
+                       if evalset is not None else {})
+            found = tfl.measure(path, batches=batches, threads=threads, repeats=repeats,
+                                images=evalset.images if evalset else None,
+                                labels=evalset.labels if evalset else None)
+        except (QuantizationError, ProfileError) as exc:
+            report.failures[precision] = str(exc)
+            continue
+        report.profiles.append(PrecisionProfile(
+            precision, path, path.stat().st_size / 2**20, found["batches"],
+            found.get("peak_memory_mb"), found.get("accuracy"), found.get("n_eval"),
+            runtime="tflite", checked=checked))
+
+
 def _eval_set(target: _Target, data: str | Path | None, tmp: Path) -> EvalSet | None:
     found = folder_samples(data) if data else (
         run_samples(target.run.params) if target.run is not None else None)
@@ -144,6 +204,11 @@ def _eval_set(target: _Target, data: str | Path | None, tmp: Path) -> EvalSet | 
         raise ProfileError(target.label, "its preprocessing is unknown, so accuracy cannot "
                            "be measured on images")
     samples, classes, description = found
+    if target.saved_model is not None:
+        from zoo import _profile_tflite
+
+        return _profile_tflite.eval_set(samples, classes, target.classes, target.preprocessing,
+                                        tmp / "eval", description)
     return preprocess(samples, classes, target.classes, target.preprocessing, tmp / "eval",
                       description)
 
@@ -192,10 +257,12 @@ def _run_target(record: Any, ws: Any) -> _Target:
     from zoo.export import checkpoint_artifact, export_checkpoint
 
     params = record.params
+    store = ArtifactStore(ws.artifact_root)
+    if params.get("framework") == "keras":
+        return _keras_target(record, store, ws)
     if params.get("framework", "torch") != "torch":
         raise ProfileError(record.id[:8], f"a {params['framework']} model: only PyTorch "
-                           "fine-tunes are profiled through ONNX so far")
-    store = ArtifactStore(ws.artifact_root)
+                           "(ONNX Runtime) and Keras (TFLite) fine-tunes are profiled")
     onnx_art = next((a for a in record.artifacts if a.name.endswith(".onnx")), None)
     weights = onnx_art or checkpoint_artifact(record)
     if weights is None:
@@ -212,6 +279,18 @@ def _run_target(record: Any, ws: Any) -> _Target:
     return _Target(label=f"run {record.id[:8]} ({record.name or ''})", onnx=onnx, cache=folder,
                    classes=_names(params.get("class_names")),
                    preprocessing=config_from_params(params), run=record)
+
+
+def _keras_target(record: Any, store: Any, ws: Any) -> _Target:
+    from zoo import _profile_tflite
+
+    files = sorted(a.sha256 for a in record.artifacts if a.name.startswith("saved_model/"))
+    folder = _cache(ws, hashlib.sha256("".join(files).encode()).hexdigest()[:16])
+    saved = _profile_tflite.saved_model_of(record, store, folder)
+    return _Target(label=f"run {record.id[:8]} ({record.name or ''})", onnx=saved,
+                   cache=folder, classes=_names(record.params.get("class_names")),
+                   preprocessing=config_from_params(record.params), run=record,
+                   saved_model=saved)
 
 
 def _card_target(name: str, ws: Any) -> _Target:

@@ -1,10 +1,12 @@
 """What a profile found, and where it is recorded: ``infer/...`` metrics and ``infer.*`` tags
 on the run, and ``inference:`` entries for the model card.
 
-Metric keys: ``infer/onnx_<precision>/b<batch>/latency_ms_p50`` (also ``_p90``, ``_p99``),
-``.../b<batch>/throughput`` (images/s), ``infer/onnx_<precision>/accuracy``,
-``.../accuracy_delta`` (int8 against fp32), ``.../peak_memory_mb`` and ``.../file_mb``.
-Each profile adds one step to these histories; the tags name the hardware of the latest.
+Metric keys: ``infer/<rt>_<precision>/b<batch>/latency_ms_p50`` (also ``_p90``, ``_p99``),
+``.../b<batch>/throughput`` (images/s), ``infer/<rt>_<precision>/accuracy``,
+``.../accuracy_delta`` (against fp32), ``.../peak_memory_mb`` and ``.../file_mb``; for TFLite
+also ``.../max_abs_diff`` and ``.../top1_agreement`` against the Keras model. ``<rt>`` is
+``onnx`` (ONNX Runtime) or ``tflite``. Each profile adds one step to these histories; the
+tags name the hardware of the latest.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Any
 __all__ = ["PrecisionProfile", "ProfileReport"]
 
 RUNTIME = "onnxruntime"
+PREFIXES = {"onnxruntime": "onnx", "tflite": "tflite"}
 
 
 @dataclass
@@ -30,10 +33,13 @@ class PrecisionProfile:
     peak_memory_mb: float | None = None
     accuracy: float | None = None
     n_eval: int | None = None
+    runtime: str = RUNTIME
+    #: TFLite: how the file agrees with the Keras model (max_abs_diff, top1_agreement).
+    checked: dict[str, float] = field(default_factory=dict)
 
     @property
     def key(self) -> str:
-        return f"onnx_{self.precision}"
+        return f"{PREFIXES[self.runtime]}_{self.precision}"
 
     def at(self, batch: int) -> dict[str, Any] | None:
         return next((b for b in self.batches if b["batch"] == batch), None)
@@ -54,6 +60,7 @@ class ProfileReport:
     data: str | None = None
     run_id: str | None = None
     card_path: Path | None = None
+    runtime: str = RUNTIME
 
     def get(self, precision: str) -> PrecisionProfile | None:
         return next((p for p in self.profiles if p.precision == precision), None)
@@ -75,7 +82,7 @@ class ProfileReport:
                     out[f"{head}/b{b['batch']}/latency_ms_{q}"] = b[q]
                 out[f"{head}/b{b['batch']}/throughput"] = b["throughput"]
             extra = {"accuracy": p.accuracy, "accuracy_delta": self.accuracy_delta(p),
-                     "peak_memory_mb": p.peak_memory_mb, "file_mb": p.file_mb}
+                     "peak_memory_mb": p.peak_memory_mb, "file_mb": p.file_mb, **p.checked}
             out.update({f"{head}/{k}": v for k, v in extra.items() if v is not None})
         return out
 
@@ -83,8 +90,9 @@ class ProfileReport:
         """The hardware and runtime the metrics were measured on, and any failure."""
         tags = {"infer.hardware": self.hardware, "infer.machine": self.machine,
                 "infer.threads": str(self.threads),
-                "infer.runtime": f"{RUNTIME} {self.runtime_version}"}
-        tags.update({f"infer.onnx_{k}.error": v[:1000] for k, v in self.failures.items()})
+                "infer.runtime": f"{self.runtime} {self.runtime_version}"}
+        prefix = PREFIXES[self.runtime]
+        tags.update({f"infer.{prefix}_{k}.error": v[:1000] for k, v in self.failures.items()})
         return tags
 
     def card_entries(self, today: _dt.date | None = None) -> list[dict[str, Any]]:
@@ -93,7 +101,7 @@ class ProfileReport:
         entries = []
         for p in self.profiles:
             for b in p.batches:
-                entry = {"runtime": RUNTIME, "runtime_version": self.runtime_version,
+                entry = {"runtime": self.runtime, "runtime_version": self.runtime_version,
                          "precision": p.precision, "hardware": self.hardware,
                          "threads": self.threads, "batch": b["batch"],
                          "latency_ms": {q: round(b[q], 4) for q in ("p50", "p90", "p99")},
@@ -109,7 +117,7 @@ class ProfileReport:
         """A line for the run's notes."""
         parts = [f"{p.precision} b1 p50 {b['p50']:.2f} ms" for p in self.profiles
                  if (b := p.at(1))]
-        return (f"Inference profile ({RUNTIME} {self.runtime_version}, {self.hardware}, "
+        return (f"Inference profile ({self.runtime} {self.runtime_version}, {self.hardware}, "
                 f"{self.threads} threads): {', '.join(parts) or 'no batch-1 figures'}"
                 + "".join(f"; {k} failed: {v}" for k, v in self.failures.items()))
 

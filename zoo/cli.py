@@ -302,12 +302,12 @@ def _ints(text: str) -> tuple[int, ...]:
     return values
 
 
-def _precisions(text: str) -> tuple[str, ...]:
-    from zoo._profile import PRECISIONS
-
+def _precisions(text: str | None) -> tuple[str, ...] | None:
+    if text is None:
+        return None
     values = tuple(p.strip() for p in text.split(",") if p.strip())
-    if not values or any(p not in PRECISIONS for p in values):
-        raise click.BadParameter(f"{text!r}: expected some of {','.join(PRECISIONS)}")
+    if not values or any(p not in ("fp32", "fp16", "int8") for p in values):
+        raise click.BadParameter(f"{text!r}: expected some of fp32,fp16,int8")
     return values
 
 
@@ -315,10 +315,11 @@ def _precisions(text: str) -> tuple[str, ...]:
 @click.argument("source")
 @click.option("--batch", "batches", default="1,8,32", show_default=True,
               help="Batch sizes: latency percentiles at each, throughput too.")
-@click.option("--threads", type=click.IntRange(1), help="ONNX Runtime intra-op threads "
+@click.option("--threads", type=click.IntRange(1), help="Inference threads "
               "(default: the cores this process may use).")
-@click.option("--precision", "precisions", default="fp32,int8", show_default=True,
-              help="fp32 and/or int8 (static quantization calibrated on validation images).")
+@click.option("--precision", "precisions",
+              help="Some of fp32, fp16 (TFLite only) and int8 (static quantization calibrated "
+                   "on validation images); default: every one the model's runtime has.")
 @click.option("--repeats", type=click.IntRange(1), help="Timed runs per batch size (default: "
               "at least 50 and 2 s worth, after 10 warm-up runs).")
 @click.option("--data", type=click.Path(exists=True, file_okay=False),
@@ -330,10 +331,11 @@ def _precisions(text: str) -> tuple[str, ...]:
 def profile(source: str, batches: str, threads: int | None, precisions: str,
             repeats: int | None, data: str | None, card: str | None, no_record: bool,
             as_json: bool) -> None:
-    """Measure a model with ONNX Runtime on this machine's CPU: SOURCE is a run, a model
-    card (catalog:NAME[@V]) or a file (.onnx, or a .safetensors checkpoint). Latency
-    percentiles at batch 1, throughput at the others, peak memory and accuracy, fp32 and
-    int8; recorded on the run (infer/... metrics) and the card (its inference: list)."""
+    """Measure a model on this machine's CPU, with ONNX Runtime (PyTorch models) or
+    TensorFlow Lite (Keras fine-tunes): SOURCE is a run, a model card (catalog:NAME[@V]) or a
+    file (.onnx, or a .safetensors checkpoint). Latency percentiles at batch 1, throughput at
+    the others, peak memory and accuracy, per precision; recorded on the run (infer/...
+    metrics) and the card (its inference: list)."""
     from zoo._profile import profile as run_profile
 
     report = run_profile(source, batches=_ints(batches), threads=threads,
@@ -343,7 +345,7 @@ def profile(source: str, batches: str, threads: int | None, precisions: str,
         click.echo(json.dumps(report.to_dict(), default=str))
         return
     click.echo(f"{report.target} on {report.hardware} ({report.machine}), {report.threads} "
-               f"thread(s), onnxruntime {report.runtime_version}")
+               f"thread(s), {report.runtime} {report.runtime_version}")
     if report.data:
         click.echo(f"accuracy on {report.data}")
     click.echo(table(["precision", "batch", "p50 ms", "p90 ms", "p99 ms", "images/s",
