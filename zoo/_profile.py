@@ -283,8 +283,10 @@ def _run_target(record: Any, ws: Any) -> _Target:
 
 def _keras_target(record: Any, store: Any, ws: Any) -> _Target:
     from zoo import _profile_tflite
+    from zoo.export import KERAS_CHECKPOINT
 
-    files = sorted(a.sha256 for a in record.artifacts if a.name.startswith("saved_model/"))
+    files = sorted(a.sha256 for a in record.artifacts
+                   if a.name.startswith(KERAS_CHECKPOINT + "/"))
     folder = _cache(ws, hashlib.sha256("".join(files).encode()).hexdigest()[:16])
     saved = _profile_tflite.saved_model_of(record, store, folder)
     return _Target(label=f"run {record.id[:8]} ({record.name or ''})", onnx=saved,

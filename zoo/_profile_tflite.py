@@ -36,7 +36,7 @@ EVAL_BATCH = 32
 
 def saved_model_of(record: Any, store: Any, folder: Path) -> Path:
     """The run's ``saved_model`` artifact (a folder of files) as a local folder."""
-    from zoo.training._keras_session import CHECKPOINT
+    from zoo.export import KERAS_CHECKPOINT as CHECKPOINT
 
     files = [a for a in record.artifacts if a.name.startswith(CHECKPOINT + "/")]
     if not files:

@@ -41,6 +41,7 @@ __all__ = [
 log = logging.getLogger("zoo")
 FORMATS = ("safetensors", "onnx")
 CHECKPOINT = "model.safetensors"  # the artifact a fine-tune run keeps its best weights in
+KERAS_CHECKPOINT = "saved_model"  # a Keras fine-tune's: a SavedModel folder
 _EXTERNAL_DATA_BYTES = 1_500_000_000  # ONNX protobufs stop at 2 GiB; larger weights go beside
 
 

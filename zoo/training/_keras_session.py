@@ -25,6 +25,7 @@ import numpy as np
 
 from zoo._registry import resolve
 from zoo.errors import FinetuneConfigError
+from zoo.export import KERAS_CHECKPOINT
 from zoo.keras import CairnCallback
 from zoo.sources.tfhub import import_tf
 from zoo.training._keras_data import dataset, preprocessing
@@ -35,7 +36,7 @@ from zoo.training.schedule import WarmupCosine
 
 __all__ = ["CHECKPOINT", "run_finetune"]
 
-CHECKPOINT = "saved_model"  # the run's checkpoint artifact: a SavedModel folder
+CHECKPOINT = KERAS_CHECKPOINT  # the run's checkpoint artifact: a SavedModel folder
 _NO_DECAY = ["bias", "gamma", "beta", "moving_mean", "moving_variance"]
 
 tf_keras = import_tf().tf_keras
