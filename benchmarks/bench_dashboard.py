@@ -1,7 +1,9 @@
-"""Dashboard benchmark (issue 6): the Runs page on 100,000 runs, in a real browser.
+"""Dashboard benchmark (issues 6 and 16): the Runs page on 100,000 runs and the run page of a
+big run, in a real browser.
 
     .venv/bin/python benchmarks/bench_dashboard.py            # 100,000 runs, 7 repetitions
     .venv/bin/python benchmarks/bench_dashboard.py --quick    # 20,000 runs, 3 repetitions
+    .venv/bin/python benchmarks/bench_dashboard.py --only run-page   # one of the two
 
 The store comes from ``benchmarks/generate.py`` (cached under ``.cairn/bench/``). The script
 starts ``cairn dashboard --headless`` on a free port of 127.0.0.1 on that store and drives
@@ -13,8 +15,11 @@ navigation start), read on the first animation frame at which the table's first 
 the page. **Search**: on an open Runs page, a query is typed and Enter pressed; the clock
 stops on the first animation frame at which the table's first row is the first run the
 registry itself returns for that query. Both are medians over varied queries (the knowledge
-benchmark's cases), after a warm-up that loads the server's code. Nothing here asserts on a
-timing; see benchmarks/RESULTS.md.
+benchmark's cases), after a warm-up that loads the server's code. **Run page** (issue 16,
+``_run_page.py``): a run with 20 metrics x 100,000 points and 200 artifacts; the first paint
+of its curves in a new browser context, by the same clock, beside a bare Streamlit page
+drawing one chart of 100,000 of those points. Nothing here asserts on a timing; see
+benchmarks/RESULTS.md.
 """
 
 from __future__ import annotations
@@ -31,8 +36,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from _common import Row, fmt_time, machine_facts, median, print_facts, print_table, step
+from _run_page import ANCHOR_APP as RUN_ANCHOR_APP
+from _run_page import CHART_DRAWN, RunPagePlan, curve_reads, record_big_run
 from bench_knowledge import STORE_CASES, query_values
 from generate import cached_sqlite
+
+from dashboard._curves import CHART_POINTS
 
 PACKAGES = ("cairn", "streamlit", "playwright", "sqlalchemy")
 CACHE = Path(__file__).resolve().parent.parent / ".cairn" / "bench"
@@ -42,8 +51,9 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu",
                  "--disable-sync", "--no-first-run"]
 FIRST_PAGE_TARGET_S = 2.0
 SEARCH_TARGET_S = 1.0
+CURVES_TARGET_S = 2.0
 FIRST_CELL = "glide-cell-1-0"  # the accessible table behind the data grid: row 0, name
-FIRST_ID = "glide-cell-2-0"  # row 0, short id
+FIRST_ID = "glide-cell-2-0"  # row 0, the link to its run page
 ANCHOR_APP = """\
 import streamlit as st
 
@@ -59,8 +69,9 @@ st.navigation([st.Page(runs, title="Runs", url_path="runs", default=True)]).run(
 # 500 ms apart, which would stop the clock late).
 SEEN = "id => { const cell = document.querySelector(`[data-testid=\"${id}\"]`); " \
        "return cell ? performance.now() : null; }"
+# The id column links to the run page: its cell's text is the address, "run?id=<full id>".
 SHOWS = "([id, text]) => { const cell = document.querySelector(`[data-testid=\"${id}\"]`); " \
-        "return cell !== null && cell.textContent.trim() === text; }"
+        "return cell !== null && cell.textContent.includes(`id=${text}`); }"
 
 
 @dataclass(frozen=True)
@@ -88,14 +99,14 @@ def start_dashboard(store_url: str, folder: Path) -> tuple[subprocess.Popen, str
                   {**os.environ, "CAIRN_STORE": store_url})
 
 
-def start_anchor(folder: Path) -> tuple[subprocess.Popen, str]:
-    """The anchor: a bare Streamlit app routed like the dashboard (``st.navigation`` with a
-    ``runs`` page) whose page is one 50-row table, served with the same flags."""
+def start_anchor(folder: Path, app: str = ANCHOR_APP) -> tuple[subprocess.Popen, str]:
+    """The anchor: a bare Streamlit app routed like the dashboard (``st.navigation``; by
+    default a ``runs`` page that is one 50-row table), served with the same flags."""
     from dashboard.cli import streamlit_command
 
     folder.mkdir(parents=True, exist_ok=True)
     script = folder / "app.py"
-    script.write_text(ANCHOR_APP)
+    script.write_text(app)
     port = free_port()
     args = streamlit_command(host="127.0.0.1", port=port, headless=True)
     args[args.index("run") + 1] = str(script)
@@ -121,17 +132,19 @@ def _serve(args: list[str], port: int, folder: Path, env: dict[str, str]
     raise TimeoutError(f"{' '.join(args)} did not become healthy in 120 s")
 
 
-def first_page(browser, url: str, context=None) -> float:
-    """Seconds from navigation start to the first row of the runs table, by the page's own
-    clock: in a fresh context (a first visit: nothing cached), or in ``context`` (a
-    returning visitor, whose browser keeps Streamlit's immutable bundles)."""
+def first_page(browser, url: str, context=None, seen: tuple[str, str | None] = (SEEN, FIRST_CELL)
+               ) -> float:
+    """Seconds from navigation start to the first row of the runs table (or to what
+    ``seen``, a page function and its argument, waits for), by the page's own clock: in a
+    fresh context (a first visit: nothing cached), or in ``context`` (a returning visitor,
+    whose browser keeps Streamlit's immutable bundles)."""
     fresh = context is None
     context = context or browser.new_context(viewport={"width": 1400, "height": 1000})
     tab = context.new_page()
     try:
         tab.goto(url, wait_until="commit")
-        seen = tab.wait_for_function(SEEN, arg=FIRST_CELL, polling="raf", timeout=60_000)
-        return seen.json_value() / 1000
+        shown = tab.wait_for_function(seen[0], arg=seen[1], polling="raf", timeout=60_000)
+        return shown.json_value() / 1000
     finally:
         tab.close()
         if fresh:
@@ -199,12 +212,92 @@ def measure(plan: Plan, store_url: str) -> dict[str, list[float]]:
     return times
 
 
+def measure_run_page(plan: RunPagePlan) -> dict[str, list[float]]:
+    """Times of the run page's first paint of its curves (``cold``: the first after the
+    server started; ``first``: the rest) and of the anchor's chart, and the curve read."""
+    from playwright.sync_api import sync_playwright
+
+    times: dict[str, list[float]] = {}
+    drawn = (CHART_DRAWN, None)
+    with tempfile.TemporaryDirectory() as folder, sync_playwright() as p:
+        store_url, run_id = step(
+            f"a run of {plan.metrics} metrics x {plan.points:,} points, {plan.artifacts} "
+            "artifacts", lambda: record_big_run(Path(folder) / "ws", plan))
+        times["read"] = [curve_reads(store_url, run_id, 4)]
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        server, base = start_dashboard(store_url, Path(folder) / "ws")  # its artifacts too
+        anchors = [start_anchor(where, RUN_ANCHOR_APP)
+                   for where in anchor_folders(Path(folder), CHART_POINTS)]
+        try:
+            page = f"{base}/run?id={run_id}"
+            bare = {"anchor": f"{anchors[0][1]}/run", "anchor-small": f"{anchors[1][1]}/run"}
+            times["cold"] = [first_page(browser, page, seen=drawn)]
+            for url in bare.values():
+                first_page(browser, url, seen=drawn)
+            for _ in range(plan.reps):  # interleaved, so all see the same machine load
+                times.setdefault("first", []).append(first_page(browser, page, seen=drawn))
+                for key, url in bare.items():
+                    times.setdefault(key, []).append(first_page(browser, url, seen=drawn))
+        finally:
+            for process in (server, *(a[0] for a in anchors)):
+                process.terminate()
+                process.wait(timeout=15)
+            browser.close()
+    return times
+
+
+def anchor_folders(folder: Path, small: int) -> list[Path]:
+    """Two anchors' folders: one with the run's ``points.npy`` (one metric's whole history),
+    one with ``small`` points of it, about what the run page draws."""
+    import numpy as np
+
+    whole, few = folder / "anchor", folder / "anchor-small"
+    for where in (whole, few):
+        where.mkdir()
+    os.replace(folder / "ws" / "points.npy", whole / "points.npy")
+    points = np.load(whole / "points.npy")
+    np.save(few / "points.npy", points[:, :: max(1, points.shape[1] // small)])
+    return [whole, few]
+
+
+def run_page_rows(plan: RunPagePlan, times: dict[str, list[float]]) -> list[Row]:
+    first, anchor = median(times["first"]), median(times["anchor"])
+    return [
+        Row(f"Run page, first paint of its curves in a new browser context ({plan.metrics} "
+            f"metrics x {plan.points:,} points, {plan.artifacts} artifacts; median of "
+            f"{len(times['first'])})", fmt_time(first),
+            anchor=f"bare Streamlit chart of {plan.points:,} points {fmt_time(anchor)}",
+            ratio=f"{first / anchor:.2f}x", target=f"< {CURVES_TARGET_S:g} s",
+            passed=first < CURVES_TARGET_S),
+        Row(f"Anchor: bare Streamlit chart of about {CHART_POINTS:,} points (what the page "
+            "draws)", fmt_time(median(times["anchor-small"])),
+            ratio=f"page {first / median(times['anchor-small']):.2f}x"),
+        Row("Run page, first load after the server started (one)", fmt_time(times["cold"][0])),
+        Row(f"Curves read and thinned on the server (4 metrics x {plan.points:,} points, "
+            "median of 5)", fmt_time(times["read"][0])),
+    ]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="20,000 runs, 3 repetitions")
+    parser.add_argument("--quick", action="store_true", help="20,000 runs (or points), 3 "
+                                                             "repetitions")
+    parser.add_argument("--only", choices=("runs", "run-page"),
+                        help="measure one page only")
     args = parser.parse_args(argv)
-    plan = Plan.quick() if args.quick else Plan()
     print_facts([*machine_facts(PACKAGES), ("Browser", _chromium_version())])
+    if args.only != "run-page":
+        runs_page(Plan.quick() if args.quick else Plan())
+    if args.only != "runs":
+        plan = RunPagePlan.quick() if args.quick else RunPagePlan()
+        times = step("browser measurements (run page)", lambda: measure_run_page(plan))
+        for key, values in times.items():
+            print(f"    {key:9}: {', '.join(fmt_time(t) for t in values)}")
+        print_table(run_page_rows(plan, times), "Dashboard run page (SQLite)")
+    return 0
+
+
+def runs_page(plan: Plan) -> None:
     store_url, reused = step(f"store of {plan.runs:,} runs",
                              lambda: cached_sqlite(CACHE, plan.runs, seed=plan.seed))
     print(f"    {store_url} ({'cached' if reused else 'built'})")
@@ -227,7 +320,6 @@ def main(argv: list[str] | None = None) -> int:
         Row("search, slowest", fmt_time(max(searches))),
     ]
     print_table(rows, f"Dashboard on {plan.runs:,} runs (SQLite)")
-    return 0
 
 
 def _chromium_version() -> str:

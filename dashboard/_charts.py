@@ -10,10 +10,13 @@ from typing import Any
 import altair as alt
 import pandas as pd
 
+from dashboard._curves import Curves
 from registry.knowledge.comparison import AlignedHistory
 from registry.knowledge.mov import MovProgress
 
-__all__ = ["curves", "mov", "weekly"]
+__all__ = ["MARK_COLOR", "curves", "history", "mov", "weekly"]
+
+MARK_COLOR = "#d32f2f"  # NaN and infinite points: a dashed rule at their x
 
 
 def mov(progress: MovProgress) -> alt.LayerChart:
@@ -59,6 +62,30 @@ def curves(key: str, history: AlignedHistory, names: Sequence[str]) -> alt.Chart
         x="step:Q", y=alt.Y("value:Q", title=key, scale=alt.Scale(zero=False)),
         color=alt.Color("run:N", title=None), tooltip=["run", "step", "value"],
     ).properties(height=240)
+
+
+def history(curves: Curves, axis: str, title: str | None = None,
+            height: int = 300) -> alt.LayerChart:
+    """One run's metrics on one chart (a line each), NaN and infinite points as dashed rules
+    at their x; ``axis``: 'step' or 'time' (wall-clock)."""
+    x = (alt.X("x:Q", title="step") if axis == "step"
+         else alt.X("x:T", title="wall time (UTC)"))
+    points, marks = _on_axis(curves.points, axis), _on_axis(curves.marks, axis)
+    layers = [alt.Chart(points).mark_line(clip=True).encode(
+        x=x, y=alt.Y("value:Q", title=None, scale=alt.Scale(zero=False)),
+        color=alt.Color("metric:N", title=None, legend=alt.Legend(orient="bottom")),
+        tooltip=["metric", alt.Tooltip("x", title=axis), alt.Tooltip("value", format=".6g")])]
+    if not marks.empty:
+        layers.append(alt.Chart(marks).mark_rule(color=MARK_COLOR, strokeDash=[3, 3]).encode(
+            x=x, tooltip=["metric", "kind", alt.Tooltip("x", title=axis)]))
+    chart = alt.layer(*layers).properties(height=height)
+    return chart.properties(title=title) if title else chart
+
+
+def _on_axis(frame: pd.DataFrame, axis: str) -> pd.DataFrame:
+    if axis == "step" or frame.empty:
+        return frame
+    return frame.assign(x=pd.to_datetime(frame["x"], unit="s"))  # UTC, without a timezone
 
 
 def _time(timestamp: float) -> str:

@@ -7,17 +7,63 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import quote as url_quote
 
 from registry.entities import RunRecord
 
 __all__ = [
-    "FACET_FIELDS", "best_value", "common_metrics", "duration", "facet_query", "label",
-    "last_value", "metric_text", "quote", "run_rows", "short", "table_of", "text", "when",
+    "FACET_FIELDS", "RUN_LINK_TEXT", "SYSTEM", "best_value", "common_metrics", "duration",
+    "facet_query", "label", "last_value", "metric_text", "names_run", "own_first", "quote",
+    "run_rows", "run_url", "short", "size", "table_of", "text", "when",
 ]
+
+SYSTEM = "system/"  # the sampler's metrics (issue 17): shown apart from the run's own
+RUN_LINK_TEXT = r"id=([0-9a-f]{8})"  # a run link shows the id's first 8 digits
 
 
 def short(run_id: str) -> str:
     return run_id[:8]
+
+
+def run_url(run_id: str) -> str:
+    """The run page's address, relative: it resolves beside the page it is on, so it holds
+    behind a reverse proxy's path (``--base-url-path``) too."""
+    return f"run?id={run_id}"
+
+
+def card_url(ref: str) -> str:
+    """The Catalog page of a card (``name@version``), relative like :func:`run_url`."""
+    return "catalog?card=" + url_quote(ref, safe="@.-_")
+
+
+CARD_LINK_TEXT = r"card=(.*)$"
+
+
+def names_run(ref: str, run: RunRecord) -> bool:
+    """Whether a reference (as a card's ``runs`` list holds it) names this run: its id, an id
+    prefix of 4 digits or more, or its name."""
+    ref = str(ref).strip()
+    return ref == run.name or ref.lower() == run.id or (
+        len(ref) >= 4 and run.id.startswith(ref.lower()))
+
+
+def own_first(keys: Iterable[str]) -> list[str]:
+    """Metric keys sorted, the run's own before the sampler's ``system/`` ones."""
+    return sorted(keys, key=lambda k: (k.startswith(SYSTEM), k))
+
+
+def size(nbytes: int | None) -> str:
+    """Bytes for people: 1.2 MB, 345 kB (powers of 1000)."""
+    if nbytes is None:
+        return ""
+    if nbytes < 1000:
+        return f"{nbytes} B"
+    value, unit = float(nbytes), "B"
+    for unit in ("kB", "MB", "GB", "TB"):  # noqa: B007 (the last one is kept)
+        value /= 1000
+        if value < 1000:
+            break
+    return f"{value:.3g} {unit}"
 
 
 def label(run: RunRecord) -> str:
@@ -79,7 +125,8 @@ def common_metrics(runs: Sequence[RunRecord], first: Iterable[str] = (), limit: 
         for key in run.metrics:
             counts[key] = counts.get(key, 0) + 1
     chosen = [k for k in first if k in counts]
-    ranked = sorted(counts, key=lambda k: (-counts[k], not k.startswith(("val", "eval")), k))
+    ranked = sorted(counts, key=lambda k: (k.startswith(SYSTEM), -counts[k],
+                                           not k.startswith(("val", "eval")), k))
     return (chosen + [k for k in ranked if k not in chosen])[:limit]
 
 
@@ -88,7 +135,7 @@ def run_rows(runs: Sequence[RunRecord], metrics: Sequence[str]) -> list[dict[str
     rows = []
     for run in runs:
         row: dict[str, Any] = {
-            "name": run.name or "", "id": short(run.id), "project": run.project,
+            "name": run.name or "", "id": run_url(run.id), "project": run.project,
             "owner": run.owner, "status": run.status, "started": when(run.start_time),
             "duration": duration(run.duration),
         }

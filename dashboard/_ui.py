@@ -11,9 +11,11 @@ from dashboard import _format, data
 from registry.entities import RunRecord
 from registry.errors import CairnError
 
-__all__ = ["ALL", "compare_link", "guard", "project_picker", "runs_table"]
+__all__ = ["ALL", "RUN_PAGE", "compare_link", "guard", "project_picker", "run_link_column",
+           "runs_table"]
 
 ALL = "All projects"
+RUN_PAGE = "app_pages/run.py"
 
 
 @contextlib.contextmanager
@@ -37,11 +39,18 @@ def runs_table(runs: Sequence[RunRecord], metrics: Sequence[str], *, key: str | 
     """Runs as a table; with ``key`` the rows can be selected (returns the selection event)."""
     rows = _format.run_rows(runs, metrics)
     config = {"started": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm"),
+              "id": run_link_column(),
               **{m: st.column_config.NumberColumn(format="%.4g") for m in metrics}}
     if key is None:
         return st.dataframe(rows, hide_index=True, column_config=config, height=height)
     return st.dataframe(rows, hide_index=True, column_config=config, height=height, key=key,
                         on_select="rerun", selection_mode="multi-row")
+
+
+def run_link_column(label: str = "id"):
+    """A table column of run page addresses (``_format.run_url``), shown as short ids."""
+    return st.column_config.LinkColumn(label, display_text=_format.RUN_LINK_TEXT,
+                                       help="Open the run's page")
 
 
 def compare_link(runs: Sequence[RunRecord], limit: int = 6) -> None:

@@ -14,32 +14,39 @@ newest runs, so pages stay fast on a store of 100,000 runs.
 
 from __future__ import annotations
 
+import functools
 import importlib
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import streamlit as st
 
 from dashboard import reads
+from dashboard._curves import Curves
 from dashboard._format import quote
 from dashboard._overlap import OverlapGroup
-from dashboard.reads import COUNT_CAP, STATUSES
+from dashboard.reads import COUNT_CAP, STATUSES, SeedGroups
+from registry.artifacts import ArtifactStore
 from registry.config import Workspace, load_workspace
 from registry.entities import RunRecord
 from registry.knowledge.comparison import Comparison, compare
-from registry.knowledge.mov import MovProgress
+from registry.knowledge.mov import MovMeasurement, MovProgress, ValueForMoney
 from registry.knowledge.mov import mov_progress as registry_mov_progress
-from registry.knowledge.similarity import primary_metric
+from registry.knowledge.mov import value_for_money as registry_value_for_money
+from registry.knowledge.similarity import Prior, primary_metric
 from registry.query import SearchPage, count_up_to, search
 from registry.store import SqlStore, overview
 from registry.store.overview import Facets
 
 __all__ = [
-    "COUNT_CAP", "STATUSES", "Facets", "activity", "best_runs", "catalog_card",
-    "catalog_cards", "catalog_problem", "comparison", "count_runs", "counting", "exact_duplicates",
-    "facets", "get_runs", "known_runs", "metric_keys", "mov_progress", "near_duplicates",
-    "primary_metrics", "recent_runs", "search_runs", "store", "weekly_runs", "workspace",
-    "zoo_models", "zoo_sources",
+    "COUNT_CAP", "STATUSES", "Facets", "activity", "artifact_bytes", "artifact_download",
+    "artifact_reader", "best_runs", "cards_of_runs", "catalog_card", "catalog_cards",
+    "catalog_problem", "comparison", "count_runs", "counting", "dataset_cards_of",
+    "exact_duplicates", "facets", "get_runs", "known_runs", "metric_keys", "mlflow_links",
+    "mov_progress", "near_duplicates", "primary_metrics", "recent_runs", "run", "run_curves",
+    "run_mov", "search_runs", "seed_groups", "similar_runs", "store", "value_for_money",
+    "weekly_runs", "workspace", "zoo_models", "zoo_sources",
 ]
 
 RUNS_TTL, SUMMARY_TTL, ZOO_TTL = 30, 300, 3600  # seconds: runs change often, models rarely
@@ -118,6 +125,67 @@ def comparison(refs: tuple[str, ...], max_points: int = 500) -> Comparison:
     return compare(list(refs), store=store(), max_points=max_points)
 
 
+@st.cache_data(ttl=RUNS_TTL, show_spinner=False)
+def seed_groups(refs: tuple[str, ...], metric: str | None) -> SeedGroups:
+    """The groups of seeds of these runs and, for two groups or more, their verdicts."""
+    return reads.seed_groups(store(), workspace(), get_runs(refs), metric)
+
+
+# -- one run -----------------------------------------------------------------------------------
+
+
+@st.cache_data(ttl=RUNS_TTL, show_spinner=False)
+def run(ref: str) -> tuple[int, RunRecord]:
+    """(integer key, full record) of the run given by id, id prefix or name."""
+    return reads.run_of(store(), ref)
+
+
+@st.cache_data(ttl=RUNS_TTL, max_entries=64, show_spinner=False)
+def run_curves(pk: int, keys: tuple[str, ...], axis: str, buckets: int) -> Curves:
+    """Histories of ``keys`` thinned for drawing (summaries: the record's metrics)."""
+    return reads.run_curves(store(), pk, keys, axis, buckets)
+
+
+@st.cache_data(ttl=SUMMARY_TTL, show_spinner=False)
+def similar_runs(pk: int, _record: RunRecord) -> list[Prior]:
+    """What this run repeats or resembles (``_record``: the run's, not hashed: ``pk`` is)."""
+    return reads.similar_runs(store(), workspace().fingerprint_ignore, pk, _record)
+
+
+@st.cache_data(ttl=RUNS_TTL, show_spinner=False)
+def run_mov(pk: int) -> list[MovMeasurement]:
+    return reads.run_mov(store(), pk)
+
+
+@st.cache_data(ttl=RUNS_TTL, show_spinner=False)
+def mlflow_links(pk: int) -> list[tuple[str, str, str]]:
+    return reads.mlflow_links(store(), pk)
+
+
+@st.cache_resource
+def artifact_reader() -> ArtifactStore:
+    """The workspace's artifact store; the dashboard only ever opens blobs for reading."""
+    return ArtifactStore(workspace().artifact_root)
+
+
+@st.cache_data(ttl=ZOO_TTL, max_entries=32, show_spinner=False)
+def artifact_bytes(sha256: str, limit: int) -> bytes:
+    """The first ``limit`` + 1 bytes of a blob (more than ``limit``: it was cut). Blobs are
+    content-addressed, so what is cached never goes stale."""
+    with artifact_reader().open(sha256) as blob:
+        return blob.read(limit + 1)
+
+
+def artifact_download(sha256: str) -> Callable[[], bytes]:
+    """What a download button calls when clicked (and only then): the blob's bytes."""
+    return functools.partial(_read_blob, artifact_reader(), sha256)
+
+
+def _read_blob(reader: ArtifactStore, sha256: str) -> bytes:
+    with reader.open(sha256) as blob:
+        return blob.read()
+
+
 # -- overview ----------------------------------------------------------------------------------
 
 
@@ -172,6 +240,12 @@ def mov_progress(project: str | None) -> list[MovProgress]:
     return registry_mov_progress(project, workspace=workspace())
 
 
+@st.cache_data(ttl=SUMMARY_TTL, show_spinner=False)
+def value_for_money(project: str | None) -> list[ValueForMoney]:
+    """Per project, its cost so far and each MoV's progress per 100 currency units."""
+    return registry_value_for_money(project, workspace=workspace())
+
+
 # -- overlap -----------------------------------------------------------------------------------
 
 
@@ -221,25 +295,59 @@ def catalog_problem() -> str | None:
 
 @st.cache_data(ttl=RUNS_TTL, show_spinner=False)
 def catalog_cards(query: str, project: str | None, status: str | None,
-                  limit: int = 100) -> list[dict[str, Any]]:
-    """Card summaries matching ``query``, as plain dicts."""
+                  kind: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+    """Card summaries (model and dataset cards, or one ``kind``) matching ``query``."""
     import catalog
 
-    found = catalog.search(query, project=project, status=status, limit=limit,
+    found = catalog.search(query, project=project, status=status, kind=kind, limit=limit,
                            workspace=workspace())
     return [_plain(card) for card in found]
 
 
 @st.cache_data(ttl=RUNS_TTL, show_spinner=False)
 def catalog_card(name: str, version: str | None) -> dict[str, Any]:
-    """A card: its fields, sanitised HTML, reuse snippet and the ids of its runs."""
+    """A card of either kind: its fields, sanitised HTML, how to reuse it, its runs."""
     import catalog
 
-    card = catalog.get(name, version, workspace=workspace())
+    card = catalog.get(name, version, kind=None, workspace=workspace())
+    kind = catalog.card_kind(card)
     fields = {k: getattr(card, k, None) for k in _CARD_FIELDS}
-    return {**fields, "path": str(getattr(card, "path", "") or ""),
+    snippet = (_data_snippet(card.front_matter.get("dvc")) if kind == "dataset"
+               else catalog.reuse_snippet(card))
+    return {**fields, "kind": kind, "path": str(getattr(card, "path", "") or ""),
             "runs": [str(r) for r in getattr(card, "runs", None) or []],
-            "html": catalog.render_html(card), "snippet": catalog.reuse_snippet(card)}
+            "html": catalog.render_html(card), "snippet": snippet}
+
+
+def _data_snippet(dvc: Any) -> str:
+    """Shell commands that fetch the documented version of a dataset."""
+    dvc = dvc if isinstance(dvc, dict) else {}
+    path, md5 = dvc.get("path") or "PATH", dvc.get("md5") or "?"
+    return (f"# this card documents {path} at DVC md5 {md5}\n"
+            f"git log -n 1 -S '{md5}' -- '{path}.dvc'   # the commit that recorded it\n"
+            f"dvc pull '{path}'\n")
+
+
+@st.cache_data(ttl=RUNS_TTL, show_spinner=False)
+def dataset_cards_of(hashes: tuple[str, ...]) -> dict[str, str]:
+    """The dataset card (``name@version``) documenting each of these DVC hashes, if any."""
+    import catalog
+
+    found = {}
+    for digest in hashes:
+        card = catalog.dataset_card_for(digest, workspace=workspace())
+        if card is not None:
+            found[digest] = f"{card.name}@{card.version}"
+    return found
+
+
+@st.cache_data(ttl=RUNS_TTL, show_spinner=False)
+def cards_of_runs() -> list[dict[str, Any]]:
+    """Every card of the catalog folder with the runs it names (name, version, status, runs)."""
+    import catalog
+
+    return [{"name": c.name, "version": c.version, "status": c.status, "runs": list(c.runs)}
+            for c in catalog.list_cards(workspace=workspace())]
 
 
 _CARD_FIELDS = ("name", "version", "status", "project", "owner", "backbone")

@@ -18,6 +18,8 @@ PAGES = [
     st.Page("app_pages/overlap.py", title="Overlap", icon=":material/join_inner:"),
     st.Page("app_pages/catalog.py", title="Catalog", icon=":material/menu_book:"),
     st.Page("app_pages/zoo.py", title="Zoo", icon=":material/pets:"),
+    st.Page("app_pages/run.py", title="Run", icon=":material/timeline:", url_path="run",
+            visibility="hidden"),
 ]
 
 st.navigation(PAGES).run()

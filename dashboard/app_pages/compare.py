@@ -23,10 +23,49 @@ def chosen_refs() -> list[str]:
 
 
 def run_header(c, names: list[str]) -> None:
-    st.dataframe([{"run": n, "id": r.id, "project": r.project, "owner": r.owner,
-                   "status": r.status, "started": _format.when(r.start_time),
+    st.dataframe([{"run": n, "id": _format.run_url(r.id), "project": r.project,
+                   "owner": r.owner, "status": r.status, "started": _format.when(r.start_time),
                    "duration": _format.duration(r.duration)}
-                  for n, r in zip(names, c.runs, strict=True)], hide_index=True)
+                  for n, r in zip(names, c.runs, strict=True)], hide_index=True,
+                 column_config={"id": _ui.run_link_column()})
+
+
+def groups_section(c, refs: list[str]) -> None:
+    """When the runs belong to groups of seeds: each group against the first, on a metric."""
+    metrics = _format.own_first(c.metrics)
+    if not metrics:
+        return
+    primary = data.primary_metrics().get(c.runs[0].project, (None,))[0]
+    metric = st.session_state.get("group_metric")
+    if metric not in metrics:
+        metric = primary if primary in metrics else next(
+            (k for k in metrics if k.startswith(("val", "eval"))), metrics[0])
+    found = data.seed_groups(tuple(refs), metric)
+    if not any(g.runs > 1 for g in found.groups):
+        return  # every run is a group of its own: nothing beyond the run-by-run view
+    st.subheader("Groups of seeds")
+    st.selectbox("Metric", metrics, index=metrics.index(metric), key="group_metric")
+    st.dataframe([_group_row(g, found.chosen[g.key], metric) for g in found.groups],
+                 hide_index=True)
+    for verdict in found.verdicts:
+        if isinstance(verdict, str):
+            st.warning(_format.literal(verdict))
+        else:
+            line = f"{verdict.b.id} against {verdict.a.id}: {verdict.verdict}"
+            (st.success if verdict.differs else st.info)(_format.literal(line))
+            for note in verdict.notes:
+                st.caption(_format.literal(note))
+    if len(found.groups) < 2:
+        st.caption("The runs are all of one group: pick runs of another group to compare.")
+
+
+def _group_row(group, chosen: list[str], metric: str) -> dict:
+    stats = group.metrics.get(metric)
+    return {"group": group.id, "project": group.project, "runs": group.runs,
+            "counted": group.n, "chosen here": len(chosen), "example": group.name or "",
+            f"{metric} mean": stats.mean if stats else None,
+            "std": stats.std if stats else None, "min": stats.min if stats else None,
+            "max": stats.max if stats else None}
 
 
 def params_section(c, names: list[str], only_diff: bool) -> None:
@@ -40,15 +79,17 @@ def params_section(c, names: list[str], only_diff: bool) -> None:
 
 def metrics_section(c, names: list[str], only_diff: bool) -> None:
     st.subheader("Metrics")
-    keys = c.metric_differences if only_diff else list(c.metrics)
+    keys = _format.own_first(c.metric_differences if only_diff else c.metrics)
     rows = [{"metric": k, "summary": part, **{
         n: _format.text(getattr(s, part) if s else None)
         for n, s in zip(names, c.metrics[k], strict=True)}}
         for k in keys for part in ("last", "min", "max")]
     if rows:
         st.dataframe(rows, hide_index=True)
-    plotted = st.multiselect("Curves", list(c.histories),
-                             default=[k for k in c.metric_differences if k in c.histories][:4],
+    plotted = st.multiselect("Curves", _format.own_first(c.histories),
+                             default=[k for k in _format.own_first(c.metric_differences)
+                                      if k in c.histories and not k.startswith(_format.SYSTEM)
+                                      ][:4],
                              key="curves")
     columns = st.columns(2)
     for i, key in enumerate(plotted):
@@ -79,6 +120,7 @@ with _ui.guard():
         c = data.comparison(tuple(refs))
         names = [_format.label(r) for r in c.runs]
         run_header(c, names)
+        groups_section(c, refs)
         only_diff = st.toggle("Only differences", value=True, key="only_diff")
         params_section(c, names, only_diff)
         metrics_section(c, names, only_diff)

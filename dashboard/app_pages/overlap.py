@@ -10,11 +10,12 @@ WINDOWS = {30: "last 30 days", 90: "last 90 days", 365: "last year", 36500: "all
 
 def group_table(group, metric) -> None:
     st.dataframe([{
-        "run": r.name or "", "id": _format.short(r.id), "owner": r.owner,
+        "run": r.name or "", "id": _format.run_url(r.id), "owner": r.owner,
         "started": _format.when(r.start_time), "status": r.status,
         "outcome": _format.metric_text(r, metric)} for r in group.runs],
-        hide_index=True, column_config={"started": st.column_config.DatetimeColumn(
-            format="YYYY-MM-DD HH:mm")})
+        hide_index=True, column_config={"id": _ui.run_link_column(),
+                                        "started": st.column_config.DatetimeColumn(
+                                            format="YYYY-MM-DD HH:mm")})
     _ui.compare_link(group.runs)
 
 

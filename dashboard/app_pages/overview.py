@@ -26,6 +26,26 @@ def mov_section(project: str | None) -> None:
                 st.caption(" — ".join(filter(None, [p.stakeholder, p.description])))
 
 
+def value_section(project: str | None) -> None:
+    """What each project has spent so far and how far each MoV moved per 100 of it."""
+    found = [v for v in data.value_for_money(project) if v.costed_runs or v.uncosted_runs]
+    if not any(v.costed_runs for v in found):
+        return
+    st.subheader("Value for money")
+    rows = []
+    for v in found:
+        unit = v.currency or "currency units"
+        row = {"project": v.project, "spent": f"{v.total_cost:,.2f} {v.currency}".strip(),
+               "runs costed": v.costed_runs, "runs without a cost": v.uncosted_runs}
+        for name, per_100 in v.per_100.items():
+            row[f"{name}: points per 100 {unit}"] = per_100
+        rows.append(row)
+    st.dataframe(rows, hide_index=True)
+    st.caption("Points: percentage points of the way from a MoV's baseline to its target, "
+               "per 100 spent. Runs without a cost (no prices, or a price missing) are "
+               "counted apart, never taken as free.")
+
+
 def activity_section(project: str | None) -> None:
     left, right = st.columns(2)
     with left:
@@ -52,10 +72,10 @@ def best_section(project: str | None) -> None:
         metric = metrics.get(name)
         rows += [{"project": name, "metric": metric[0] if metric else "",
                   "final value": _format.last_value(r, metric[0] if metric else None),
-                  "run": r.name or "", "id": _format.short(r.id), "owner": r.owner,
+                  "run": r.name or "", "id": _format.run_url(r.id), "owner": r.owner,
                   "started": _format.when(r.start_time)} for r in data.best_runs(name)]
     if rows:
-        st.dataframe(rows, hide_index=True)
+        st.dataframe(rows, hide_index=True, column_config={"id": _ui.run_link_column()})
     else:
         st.caption("No finished runs with a metric to rank them by.")
 
@@ -70,6 +90,7 @@ st.title("Overview")
 with _ui.guard():
     chosen = _ui.project_picker("overview_project")
     mov_section(chosen)
+    value_section(chosen)
     activity_section(chosen)
     best_section(chosen)
     recent_section(chosen)

@@ -70,11 +70,16 @@ def pager(page: int, has_more: bool) -> None:
 
 
 def compare_button(selected: list) -> None:
+    """Compare the runs ticked; one run ticked can also be opened (as its id links do)."""
     ids = [r.id for r in selected]
-    if st.button(f"Compare {len(ids)} selected runs", disabled=len(ids) < 2, type="primary",
-                 key="compare"):
+    left, right = st.columns([1, 3])
+    if left.button(f"Compare {len(ids)} selected runs", disabled=len(ids) < 2, type="primary",
+                   key="compare"):
         st.session_state["compare_refs"] = ids
         st.switch_page("app_pages/compare.py", query_params={"runs": ",".join(ids)})
+    if len(selected) == 1:
+        right.page_link(_ui.RUN_PAGE, label=_format.literal(f"Open {_format.label(selected[0])}"),
+                        icon=":material/open_in_new:", query_params={"id": ids[0]})
 
 
 def count_caption(slot, query: str, shown: int, offset: int, has_more: bool) -> None:
