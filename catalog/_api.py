@@ -1,4 +1,6 @@
-"""The catalog's reading functions: index the card files, search them, get one card."""
+"""The catalog's reading functions: index the card files, search them, get one card, find
+the dataset card of a DVC hash. Model and dataset cards share one index and one namespace
+of names; ``kind`` tells them apart."""
 
 from __future__ import annotations
 
@@ -7,19 +9,23 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from catalog._card import ModelCard
-from catalog._files import latest, load_cards, split_ref
+from catalog._dataset_schema import dataset_facts, dataset_hash, dataset_labels
+from catalog._files import latest, load_cards, split_ref, version_key
 from catalog._index import IndexResult, index_cards, stored_cards, to_card
 from catalog._inference import MEASURES, card_measures, matches, split_conditions
+from catalog._schema import card_kind
 from catalog.errors import CardNotFoundError, CatalogError
 from registry.config import Workspace, load_workspace
 
-__all__ = ["FIELD_FILTERS", "CardSummary", "get", "index", "list_cards", "search", "summarise"]
+__all__ = ["FIELD_FILTERS", "CardSummary", "dataset_card_for", "get", "index", "list_cards",
+           "search", "summarise"]
 
 # Field filters in a search string (``status:reviewed tag:scratch``): columns of model_card,
 # then values held in the front matter's lists.
 _COLUMNS = {"name": "name", "version": "version", "status": "status", "project": "project",
             "owner": "owner", "backbone": "backbone"}
-_LISTED = {"tag": "tags", "dataset": "datasets", "license": "license", "label": "labels"}
+_LISTED = {"tag": "tags", "dataset": "datasets", "license": "license", "label": "labels",
+           "kind": "kind"}
 FIELD_FILTERS = tuple(sorted([*_COLUMNS, *_LISTED]))
 _FILTER = re.compile(rf"^({'|'.join(FIELD_FILTERS)}):(.+)$", re.IGNORECASE)
 _TOKEN = re.compile(r'(?:(?P<field>[A-Za-z]+):)?"(?P<quoted>[^"]*)"|(?P<word>[^\s"]+)'
@@ -46,6 +52,8 @@ class CardSummary:
     latency_ms: float | None = None  # best p50 at batch 1 of its inference profiles
     throughput: float | None = None
     accuracy: float | None = None
+    kind: str = "model"  # or "dataset"
+    dvc_hash: str | None = None  # a dataset card's DVC md5: runs with this data link to it
 
     @property
     def ref(self) -> str:
@@ -72,12 +80,13 @@ def index(*, workspace: Workspace | None = None) -> IndexResult:
 
 
 def search(query: str = "", *, project: str | None = None, status: str | None = None,
-           limit: int = 50, workspace: Workspace | None = None) -> list[CardSummary]:
+           kind: str | None = None, limit: int = 50,
+           workspace: Workspace | None = None) -> list[CardSummary]:
     """Indexed cards matching ``query``: free words (every one must appear: name, tags,
     labels, body...) and field filters ``name: version: status: project: owner: backbone:
-    tag: dataset: license: label:`` (``tag:"surface defects"``), and numeric conditions on
-    ``latency_ms``, ``throughput`` and ``accuracy`` (``latency_ms < 10 and accuracy >= 0.9``,
-    see :mod:`catalog._inference`). Best matches first."""
+    tag: dataset: license: label: kind:`` (``tag:"surface defects"``, ``kind:dataset``), and
+    numeric conditions on ``latency_ms``, ``throughput`` and ``accuracy`` (``latency_ms < 10
+    and accuracy >= 0.9``, see :mod:`catalog._inference`). Best matches first."""
     if limit < 0:
         raise ValueError(f"limit must be >= 0, got {limit}")
     query, conditions = split_conditions(query)
@@ -86,6 +95,8 @@ def search(query: str = "", *, project: str | None = None, status: str | None = 
         columns["project"] = project
     if status is not None:
         columns["status"] = status
+    if kind is not None:
+        listed["kind"] = kind
     from registry.store import cards as stored
 
     store = _store(workspace or load_workspace())
@@ -98,30 +109,53 @@ def search(query: str = "", *, project: str | None = None, status: str | None = 
     return results[:limit]
 
 
-def get(name: str, version: str | None = None, *,
+def get(name: str, version: str | None = None, *, kind: str | None = "model",
         workspace: Workspace | None = None) -> ModelCard:
-    """The card ``name`` (``name@version`` works too): from the catalog directory when it is
-    there (the files are the truth), else from the store. Without a version: the newest
-    version that is not deprecated."""
+    """The card ``name`` (``name@version`` works too) of ``kind`` (``"model"``,
+    ``"dataset"``, or None for either): from the catalog directory when it is there (the
+    files are the truth), else from the store. Without a version: the newest version that
+    is not deprecated."""
     ws = workspace or load_workspace()
     base, ref_version = split_ref(name)
     version = str(version) if version is not None else ref_version
-    cards = list_cards(workspace=ws)
+    cards = list_cards(kind=kind, workspace=ws)
     try:
         return latest(cards, base, version)
     except CardNotFoundError:
         pass
+    stored = _of_kind(stored_cards(_store(ws)), kind)
     try:
-        return latest(stored_cards(_store(ws), base), base, version)
+        return latest(stored, base, version)
     except CardNotFoundError:
-        known = sorted({c.name for c in cards} | set(_stored_names(ws)))
-        raise CardNotFoundError(base, version, known) from None
+        known = sorted({c.name for c in cards} | {c.name for c in stored})
+        raise CardNotFoundError(base, version, known, kind=kind) from None
 
 
-def list_cards(*, workspace: Workspace | None = None) -> list[ModelCard]:
-    """The readable cards of the catalog directory (unreadable ones: see validate)."""
+def list_cards(*, kind: str | None = "model",
+               workspace: Workspace | None = None) -> list[ModelCard]:
+    """The readable cards of ``kind`` (None: every kind) in the catalog directory
+    (unreadable ones: see validate)."""
     root = (workspace or load_workspace()).catalog_dir
-    return load_cards(root)[0] if root.is_dir() else []
+    return _of_kind(load_cards(root)[0], kind) if root.is_dir() else []
+
+
+def dataset_card_for(dvc_hash: str | None, *,
+                     workspace: Workspace | None = None) -> ModelCard | None:
+    """The dataset card documenting the data of DVC hash ``dvc_hash`` (a run's data version,
+    ``DatasetUse.hash``), or None: from the catalog directory when it is there, else from
+    the index. Of several, the newest version that is not deprecated."""
+    if not dvc_hash:
+        return None
+    ws = workspace or load_workspace()
+    cards = (list_cards(kind="dataset", workspace=ws) if ws.catalog_dir.is_dir()
+             else _of_kind(stored_cards(_store(ws)), "dataset"))
+    same = [c for c in cards if dataset_hash(c) == dvc_hash]
+    return max(same, key=lambda c: (c.status != "deprecated", version_key(c.version)),
+               default=None)
+
+
+def _of_kind(cards: list[ModelCard], kind: str | None) -> list[ModelCard]:
+    return cards if kind is None else [c for c in cards if card_kind(c) == kind]
 
 
 def summarise(card: ModelCard, score: float = 0.0) -> CardSummary:
@@ -133,20 +167,28 @@ def summarise(card: ModelCard, score: float = 0.0) -> CardSummary:
                        project=card.project, owner=card.owner, backbone=card.backbone,
                        path=str(card.path or ""), license=license_,
                        tags=[str(t) for t in tags],
-                       datasets=[str(d) for d in datasets], labels=card.labels,
-                       summary=_first_paragraph(card), score=score, **card_measures(card))
+                       datasets=[str(d) for d in datasets],
+                       labels=card.labels or dataset_labels(card),
+                       summary=_first_paragraph(card), score=score, kind=card_kind(card),
+                       dvc_hash=dataset_hash(card), **card_measures(card))
 
 
 def _first_paragraph(card: ModelCard) -> str:
+    """The intended use, else the body's first written paragraph; for a dataset card, one
+    in its description (before its second heading), else its facts."""
     intended = card.front_matter.get("intended_use")
     if isinstance(intended, str) and intended.strip() and "TODO(cairn)" not in intended:
         return " ".join(intended.split())[:300]
-    for block in card.body.split("\n\n"):
+    dataset = card_kind(card) == "dataset"
+    body = card.body
+    if dataset:
+        body = "\n## ".join(body.split("\n## ")[:2])
+    skip = ("#", "<!--", "```", "|", "- ") if dataset else ("#", "<!--", "```", "|")
+    for block in body.split("\n\n"):
         block = block.strip()
-        if block and not block.startswith(("#", "<!--", "```", "|")) \
-                and "TODO(cairn)" not in block:
+        if block and not block.startswith(skip) and "TODO(cairn)" not in block:
             return " ".join(block.split())[:300]
-    return ""
+    return dataset_facts(card) if dataset else ""
 
 
 def _parse(query: str) -> tuple[list[str], dict[str, str], dict[str, str]]:
@@ -176,13 +218,9 @@ def _parse(query: str) -> tuple[list[str], dict[str, str], dict[str, str]]:
 
 def _listed_match(summary: CardSummary, listed: dict[str, str]) -> bool:
     values = {"tags": summary.tags, "labels": summary.labels, "datasets": summary.datasets,
-              "license": [summary.license or ""]}
+              "license": [summary.license or ""], "kind": [summary.kind]}
     return all(any(v.lower() == wanted.lower() for v in values[key])
                for key, wanted in listed.items())
-
-
-def _stored_names(ws: Workspace) -> list[str]:
-    return [card.name for card in stored_cards(_store(ws))]
 
 
 def _store(ws: Workspace) -> Any:

@@ -6,7 +6,8 @@ The run must follow the fine-tune convention: params ``model``, ``class_names`` 
 into the card's folder (sha256 checked on the way) and tracked by DVC where the catalog lives
 in a DVC repository: with ``dvc add``, or, inside ``dvc repro`` (where a nested ``dvc add``
 would wait for the lock the running pipeline holds), as an output of the running stage, the
-card's ``weights.dvc`` then naming the ``dvc.lock`` that records them.
+card's ``weights.dvc`` then naming the ``dvc.lock`` that records them. The card's
+``datasets:`` names the dataset cards (:mod:`catalog._dataset`) documenting the run's data.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from catalog.errors import CardExistsError, DraftError
 from registry.config import Workspace, load_workspace
 from registry.entities import RunRecord
 
-__all__ = ["TRACKING", "Draft", "draft", "draft_from_run"]
+__all__ = ["TRACKING", "Draft", "draft", "draft_from_run", "dump_front_matter", "index_quietly"]
 
 WEIGHTS_FILE = "model.safetensors"
 # How the weights are tracked: "auto" is "stage" inside `dvc repro` ($DVC_STAGE), else "add".
@@ -75,10 +76,11 @@ def draft(run_ref: str, *, name: str | None = None, version: str | None = None,
     weights = _copy_weights(ws, artifact, folder / WEIGHTS_FILE)
     dvc_file = _dvc_track(weights, notes, track)
     front = _front_matter(record, params, name, version, artifact.sha256, dvc_file,
-                          _preprocessing(params, notes), _mov_of(record, ws))
-    text = _dump(front) + body_of(record, front, notes)
+                          _preprocessing(params, notes), _mov_of(record, ws),
+                          _dataset_cards(record, ws, notes))
+    text = dump_front_matter(front) + body_of(record, front, notes)
     (folder / CARD_FILE).write_text(text, encoding="utf-8")
-    _index_quietly(ws, notes)
+    index_quietly(ws, notes)
     return Draft(folder / CARD_FILE, name, version, notes)
 
 
@@ -248,12 +250,11 @@ def _cost(record: RunRecord) -> dict[str, Any] | None:
 
 def _front_matter(record: RunRecord, params: dict[str, Any], name: str, version: str,
                   sha256: str, dvc_file: str | None, preprocessing: dict[str, Any],
-                  mov: list[dict[str, Any]]) -> dict[str, Any]:
+                  mov: list[dict[str, Any]], datasets: list[str]) -> dict[str, Any]:
     from catalog._draft_body import model_index
 
     backbone = str(params["model"])
-    datasets = sorted({d.path for d in record.datasets})
-    index = model_index(record, name, datasets)
+    index = model_index(record, name, sorted({d.path for d in record.datasets}))
     metrics = sorted({m["type"] for r in index for res in r["results"] for m in res["metrics"]})
     weights = {"path": WEIGHTS_FILE, "sha256": sha256, **({"dvc": dvc_file} if dvc_file else {})}
     base = {k.split(".", 1)[1]: v for k, v in params.items() if k.startswith("base_weights.")}
@@ -277,14 +278,32 @@ def _front_matter(record: RunRecord, params: dict[str, Any], name: str, version:
     return {k: v for k, v in front.items() if v not in ([], None)}
 
 
-def _dump(front: dict[str, Any]) -> str:
+def _dataset_cards(record: RunRecord, ws: Workspace, notes: list[str]) -> list[str]:
+    """Names of the dataset cards documenting the run's data (same DVC hash); data without
+    a card gets a note saying how to draft one."""
+    from catalog._api import dataset_card_for
+
+    names: set[str] = set()
+    for data in record.datasets:
+        card = dataset_card_for(data.hash, workspace=ws)
+        if card is not None:
+            names.add(card.name)
+        else:
+            what = f"md5 {data.hash}" if data.hash else "not tracked by DVC"
+            notes.append(f"{data.path} ({what}) has no dataset card: `cairn data card "
+                         f"{data.path}` drafts one; then name it under datasets:")
+    return sorted(names)
+
+
+def dump_front_matter(front: dict[str, Any]) -> str:
+    """The front matter as YAML between ``---`` lines, in the order given."""
     import yaml
 
     text = yaml.safe_dump(front, sort_keys=False, allow_unicode=True, width=100)
     return f"---\n{text}---\n"
 
 
-def _index_quietly(ws: Workspace, notes: list[str]) -> None:
+def index_quietly(ws: Workspace, notes: list[str]) -> None:
     """Index the new draft so search and show find it at once."""
     from catalog._api import index
     from registry.errors import CairnError

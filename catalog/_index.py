@@ -84,8 +84,22 @@ def document(card: ModelCard) -> str:
     parts.extend(card.labels)
     parts.extend(_texts([r.get("name") for r in fm.get("model-index") or []
                          if isinstance(r, dict)]))
+    parts.extend(_dataset_text(fm))
     parts.append(card.body)
     return "\n".join(str(p) for p in parts if p)
+
+
+def _dataset_text(fm: dict[str, Any]) -> list[str]:
+    """A dataset card's own searchable values: name, tasks, classes, DVC path and hash,
+    annotation and collection (empty for model cards)."""
+    if fm.get("kind") != "dataset":
+        return []
+    parts = [fm.get("pretty_name"), *_texts(fm.get("task_categories"))]
+    parts += [c.get("name") for c in fm.get("classes") or [] if isinstance(c, dict)]
+    for key in ("dvc", "annotation", "collection"):
+        value = fm.get(key)
+        parts += _texts(list(value.values())) if isinstance(value, dict) else []
+    return [str(p) for p in parts if isinstance(p, (str, int, float))]
 
 
 def _texts(values: Any) -> list[str]:

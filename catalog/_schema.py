@@ -1,8 +1,10 @@
 """The card schema, declared as data: Hugging Face's model card metadata plus Cairn's fields.
 
-:func:`check_card` reports every problem of one card with the line it is on: unknown fields,
-wrong types, bad values, missing body sections and the places a person still has to write.
-Checks against the outside world (runs, weights files) live in :mod:`catalog._checks`.
+:func:`check_card` reports every problem of one model card with the line it is on: unknown
+fields, wrong types, bad values, missing body sections and the places a person still has to
+write; :func:`check_fields` and :func:`check_body` do the same for any schema (dataset cards:
+:mod:`catalog._dataset_schema`). A card's ``kind`` (:func:`card_kind`) says which schema it
+follows. Checks against the outside world (runs, weights files) live in :mod:`catalog._checks`.
 """
 
 from __future__ import annotations
@@ -17,13 +19,19 @@ from catalog._card import ModelCard
 
 __all__ = [
     "FIELDS",
+    "KINDS",
     "PLACEHOLDER",
     "SECTIONS",
     "STATUSES",
     "CardProblem",
+    "Spec",
+    "card_kind",
+    "check_body",
     "check_card",
+    "check_fields",
 ]
 
+KINDS = ("model", "dataset")  # a card without `kind` is a model card
 STATUSES = ("draft", "reviewed", "deprecated")
 PLACEHOLDER = "TODO(cairn)"  # marks what only a person can write; drafts are full of it
 SECTIONS = ("What it does", "Data", "Training", "Evaluation", "How to reuse", "Limitations")
@@ -136,6 +144,7 @@ HF_FIELDS: dict[str, Spec] = {
 }
 
 CAIRN_FIELDS: dict[str, Spec] = {
+    "kind": Spec(choices=KINDS, doc="model (the default) or dataset"),
     "name": Spec(required=True, check=_pattern(NAME, "letters, digits, '.', '_' and '-'")),
     "version": Spec("one_of", required=True, kinds=(Spec("int"), TEXT),
                     check=_pattern(VERSION, "a version such as 1 or 1.2.0")),
@@ -171,19 +180,28 @@ CAIRN_FIELDS: dict[str, Spec] = {
 }
 
 FIELDS: dict[str, Spec] = {**HF_FIELDS, **CAIRN_FIELDS}
-_CARD = Spec("map", fields=FIELDS)
 _TYPE_NAMES = {"text": "text", "int": "an integer", "number": "a number", "bool": "true or false",
                "list": "a list", "map": "a mapping (key: value lines)"}
 
 
+def card_kind(card: ModelCard) -> str:
+    """``model`` or ``dataset`` (or the unknown kind a card claims: the schema says so)."""
+    kind = card.front_matter.get("kind")
+    return kind if isinstance(kind, str) and kind else "model"
+
+
 def check_card(card: ModelCard) -> list[CardProblem]:
-    """Every schema problem of ``card``, in file order."""
-    found: list[tuple[str, str, str]] = []
-    _check(card.front_matter, _CARD, "", found)
-    problems = [CardProblem(card.location(), card.line_of(key), key or None, message, severity)
-                for key, message, severity in found]
-    problems += _cross_checks(card) + _body_checks(card)
+    """Every problem of a model card against the model schema, in file order."""
+    problems = check_fields(card, FIELDS) + _cross_checks(card) + check_body(card, SECTIONS)
     return sorted(problems, key=lambda p: (p.line or 0, p.field or ""))
+
+
+def check_fields(card: ModelCard, fields: Mapping[str, Spec]) -> list[CardProblem]:
+    """The front matter's problems against ``fields`` (types, values, required, unknown)."""
+    found: list[tuple[str, str, str]] = []
+    _check(card.front_matter, Spec("map", fields=fields), "", found)
+    return [CardProblem(card.location(), card.line_of(key), key or None, message, severity)
+            for key, message, severity in found]
 
 
 def _check(value: Any, spec: Spec, key: str, found: list[tuple[str, str, str]]) -> None:
@@ -272,13 +290,13 @@ def _cross_checks(card: ModelCard) -> list[CardProblem]:
     return problems
 
 
-def _body_checks(card: ModelCard) -> list[CardProblem]:
-    """Missing sections and unwritten placeholders: errors on reviewed cards, warnings on
-    drafts (a draft is expected to have them)."""
+def check_body(card: ModelCard, sections: tuple[str, ...]) -> list[CardProblem]:
+    """Missing sections and unwritten placeholders (in the body, or any front-matter text):
+    errors on reviewed cards, warnings on drafts (a draft is expected to have them)."""
     severity = "error" if card.status == "reviewed" else "warning"
     where, problems = card.location(), []
     present = card.sections()
-    for title in SECTIONS:
+    for title in sections:
         if title.lower() not in present:
             problems.append(CardProblem(where, card.body_line, None,
                                         f"the body has no '## {title}' section", severity))
@@ -286,8 +304,19 @@ def _body_checks(card: ModelCard) -> list[CardProblem]:
         if PLACEHOLDER in line:
             problems.append(CardProblem(where, number, None,
                                         f"still to be written ({PLACEHOLDER})", severity))
-    for key, value in card.front_matter.items():
-        if isinstance(value, str) and PLACEHOLDER in value:
-            problems.append(CardProblem(where, card.line_of(key), key,
-                                        f"still to be written ({PLACEHOLDER})", severity))
+    for key in _placeholders(card.front_matter, ""):
+        problems.append(CardProblem(where, card.line_of(key), key,
+                                    f"still to be written ({PLACEHOLDER})", severity))
     return problems
+
+
+def _placeholders(value: Any, key: str) -> list[str]:
+    """Key paths of the front-matter texts holding the placeholder, at any depth."""
+    if isinstance(value, str):
+        return [key] if PLACEHOLDER in value else []
+    if isinstance(value, dict):
+        return [k for name, v in value.items()
+                for k in _placeholders(v, f"{key}.{name}" if key else name)]
+    if isinstance(value, list):
+        return [k for i, v in enumerate(value) for k in _placeholders(v, f"{key}[{i}]")]
+    return []

@@ -1,4 +1,5 @@
-"""``validate``: every problem of every card under a path, for people and for CI."""
+"""``validate``: every problem of every card (model and dataset cards) under a path, for
+people and for CI."""
 
 from __future__ import annotations
 
@@ -8,8 +9,10 @@ from typing import Any
 
 from catalog._card import ModelCard
 from catalog._checks import check_runs, check_weights
+from catalog._dataset_checks import check_dataset_hash, check_dataset_refs
+from catalog._dataset_schema import check_dataset_card
 from catalog._files import card_files, load_cards
-from catalog._schema import CardProblem, check_card
+from catalog._schema import CardProblem, card_kind, check_card
 from registry.config import Workspace, load_workspace
 from registry.errors import StoreError
 
@@ -21,8 +24,10 @@ def validate(path: str | Path | None = None, *, workspace: Workspace | None = No
     """Problems of the card at ``path`` (a card file or a card's folder), of every card under
     it, or (no path) of the whole catalog directory: schema errors with file and line, runs
     the registry does not hold, weights that are missing or do not match their sha256, labels
-    that do not fit the head. Warnings (a draft's unwritten parts) are included;
-    :func:`has_errors` tells them apart. A ``path`` holding no card is an error."""
+    that do not fit the head; for dataset cards, data whose DVC hash changed since the card
+    was written; for model cards, named dataset cards that do not exist. Warnings (a draft's
+    unwritten parts, a changed dataset) are included; :func:`has_errors` tells them apart.
+    A ``path`` holding no card is an error."""
     ws = workspace or load_workspace()
     root = Path(path) if path is not None else ws.catalog_dir
     if path is None and not root.exists():
@@ -34,16 +39,26 @@ def validate(path: str | Path | None = None, *, workspace: Workspace | None = No
     cards, broken = load_cards(root, catalog_root=ws.catalog_dir)
     problems = [CardProblem(exc.path, exc.line, None, exc.reason) for exc in broken]
     store = _store(ws) if check_runs_exist and any(c.runs for c in cards) else None
+    datasets = _dataset_names(ws, cards) if any(c.front_matter.get("datasets")
+                                                for c in cards) else set()
     for card in cards:
-        problems += card_problems(card, store)
+        problems += card_problems(card, store, datasets)
     return problems + _duplicates(cards)
 
 
-def card_problems(card: ModelCard, store: Any = None) -> list[CardProblem]:
-    """Schema, weights and (given a store) run problems of one card."""
-    problems = check_card(card) + check_weights(card)
-    if store is not None:
-        problems += check_runs(card, store)
+def card_problems(card: ModelCard, store: Any = None,
+                  dataset_names: set[str] | None = None) -> list[CardProblem]:
+    """Problems of one card. A model card: schema, weights, (given a store) runs and (given
+    the catalog's dataset card names) the dataset cards it names; a dataset card: schema
+    and its DVC hash now."""
+    if card_kind(card) == "dataset":
+        problems = check_dataset_card(card) + check_dataset_hash(card)
+    else:
+        problems = check_card(card) + check_weights(card)
+        if store is not None:
+            problems += check_runs(card, store)
+        if dataset_names is not None:
+            problems += check_dataset_refs(card, dataset_names)
     return sorted(problems, key=lambda p: (p.line or 0, p.field or ""))
 
 
@@ -55,9 +70,9 @@ def _no_cards(root: Path, given: bool) -> CardProblem:
     """No card at ``root``: an error for a path given (a typo must not pass CI), a warning
     for a workspace's catalog directory that has none yet."""
     return CardProblem(str(root), None, None,
-                       "no model cards found (a card is a README.md in its model's folder: "
-                       "give a card's folder, its README.md or the catalog directory)",
-                       "error" if given else "warning")
+                       "no cards found (a card is the README.md in its model's folder, or in "
+                       "datasets/<name>/ for a dataset: give a card's folder, its README.md "
+                       "or the catalog directory)", "error" if given else "warning")
 
 
 def _duplicates(cards: list[ModelCard]) -> list[CardProblem]:
@@ -71,6 +86,12 @@ def _duplicates(cards: list[ModelCard]) -> list[CardProblem]:
             problems.append(CardProblem(card.location(), card.line_of("version"), "version",
                                         f"{ref} is also the card {same[0].location()}"))
     return problems
+
+
+def _dataset_names(ws: Workspace, cards: list[ModelCard]) -> set[str]:
+    """Names of the dataset cards in the catalog directory (and among ``cards``)."""
+    every = load_cards(ws.catalog_dir)[0] if ws.catalog_dir.is_dir() else []
+    return {c.name for c in [*every, *cards] if card_kind(c) == "dataset"}
 
 
 def _store(ws: Workspace) -> Any:

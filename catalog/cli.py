@@ -1,4 +1,5 @@
-"""``cairn catalog`` (new, validate, index, search, show, render) and ``cairn report``.
+"""``cairn catalog`` (new, validate, index, search, show, render), ``cairn data`` (card)
+and ``cairn report``.
 
 Plugged into ``cairn`` through the ``cairn.commands`` entry points, so ``registry`` never
 imports the catalog.
@@ -15,12 +16,12 @@ import click
 from registry.cli.kit import CairnGroup, table
 from registry.errors import CairnError
 
-__all__ = ["catalog", "report"]
+__all__ = ["catalog", "data", "report"]
 
 
 @click.group(cls=CairnGroup)
 def catalog() -> None:
-    """Model cards: draft them from runs, validate, search, show and render them."""
+    """Model and dataset cards: draft them, validate, search, show and render them."""
 
 
 @catalog.command("new")
@@ -81,15 +82,17 @@ def index() -> None:
 @click.argument("query", required=False, default="")
 @click.option("--project", help="Only cards of this project.")
 @click.option("--status", type=click.Choice(["draft", "reviewed", "deprecated"]))
+@click.option("--kind", type=click.Choice(["model", "dataset"]), help="Only cards of this kind.")
 @click.option("--limit", default=50, show_default=True, type=click.IntRange(0))
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per card.")
-def search(query: str, project: str | None, status: str | None, limit: int,
+def search(query: str, project: str | None, status: str | None, kind: str | None, limit: int,
            as_json: bool) -> None:
-    """Cards matching QUERY: words, filters such as status:reviewed tag:scratch, and
-    conditions on latency_ms, throughput and accuracy: "latency_ms < 10 and accuracy >= 0.9"."""
+    """Cards matching QUERY: words, filters such as status:reviewed tag:scratch kind:dataset,
+    and conditions on latency_ms, throughput and accuracy: "latency_ms < 10 and accuracy >=
+    0.9"."""
     from catalog._api import search as run_search
 
-    hits = run_search(query, project=project, status=status, limit=limit)
+    hits = run_search(query, project=project, status=status, kind=kind, limit=limit)
     if as_json:
         for hit in hits:
             click.echo(json.dumps(hit.to_dict()))
@@ -102,28 +105,40 @@ def search(query: str, project: str | None, status: str | None, limit: int,
                          [[h.ref, h.status, h.backbone, h.latency_ms, h.accuracy,
                            h.summary[:40]] for h in hits]))
         return
-    click.echo(table(["card", "status", "project", "backbone", "summary"],
-                     [[h.ref, h.status, h.project, h.backbone, h.summary[:60]] for h in hits]))
+    click.echo(table(["card", "kind", "status", "project", "backbone", "summary"],
+                     [[h.ref, h.kind, h.status, h.project, h.backbone, h.summary[:60]]
+                      for h in hits]))
 
 
 @catalog.command("show")
 @click.argument("name")
 @click.option("--json", "as_json", is_flag=True, help="The front matter as JSON.")
 def show(name: str, as_json: bool) -> None:
-    """Show card NAME[@VERSION]: its fields, then its Markdown."""
+    """Show card NAME[@VERSION] (a model or dataset card): its fields, then its Markdown."""
     from catalog._api import get
 
-    card = get(name)
+    card = get(name, kind=None)
     if as_json:
         click.echo(json.dumps({"path": str(card.path or ""), **card.front_matter}, indent=2,
                               default=str))
         return
-    rows = [[k, card.front_matter.get(k)] for k in
-            ("name", "version", "status", "project", "owner", "backbone", "license")]
-    rows += [["labels", ", ".join(card.labels)], ["runs", ", ".join(card.runs)],
-             ["path", card.path]]
-    click.echo(table(["field", "value"], rows))
+    click.echo(table(["field", "value"], _show_rows(card)))
     click.echo(card.body)
+
+
+def _show_rows(card) -> list[list[object]]:
+    fm = card.front_matter
+    if fm.get("kind") != "dataset":
+        rows = [[k, fm.get(k)] for k in
+                ("name", "version", "status", "project", "owner", "backbone", "license")]
+        return [*rows, ["labels", ", ".join(card.labels)], ["runs", ", ".join(card.runs)],
+                ["path", card.path]]
+    from catalog._dataset_schema import dataset_facts, dataset_hash
+
+    rows = [[k, fm.get(k)] for k in
+            ("kind", "name", "version", "status", "project", "owner", "license")]
+    return [*rows, ["dvc md5", dataset_hash(card)], ["data", dataset_facts(card)],
+            ["path", card.path]]
 
 
 @catalog.command("render")
@@ -136,13 +151,46 @@ def render(card: str, out: Path | None) -> None:
     from catalog._render import render_html
 
     path = Path(card)
-    model_card = read_card(path) if path.is_file() else get(card)
+    model_card = read_card(path) if path.is_file() else get(card, kind=None)
     html = render_html(model_card)
     if out is None:
         click.echo(html)
     else:
         out.write_text(html, encoding="utf-8")
         click.echo(f"wrote {out}")
+
+
+@click.group(cls=CairnGroup)
+def data() -> None:
+    """Datasets: document a DVC-tracked image folder with a dataset card."""
+
+
+@data.command("card")
+@click.argument("path", type=click.Path(path_type=Path))
+@click.option("--name", help="Card name (default: the folder's name).")
+@click.option("--version", help="Card version (default: 1, or the next one when the data "
+              "changed since the last card).")
+@click.option("--project", help="The project the dataset belongs to.")
+@click.option("--force", is_flag=True, help="Redraft a card that documents this version.")
+def card(path: Path, name: str | None, version: str | None, project: str | None,
+         force: bool) -> None:
+    """Draft the dataset card of PATH, an image folder tracked by DVC (PATH.dvc or a
+    pipeline output), at <catalog>/datasets/<name>/README.md."""
+    from catalog._dataset import draft_dataset_card
+
+    result = draft_dataset_card(path, name=name, version=version, project=project,
+                                force=force)
+    scan = result.scan
+    splits = ", ".join(f"{s} {n}" for s, n in scan.split_counts.items())
+    click.echo(f"drafted dataset card {result.name}@{result.version}: {result.path}")
+    click.echo(f"  {scan.images} images, {len(scan.labels)} classes; "
+               f"splits: {splits}")
+    for issue in result.issues:
+        click.echo(f"  issue: {issue}")
+    for note in result.notes:
+        click.echo(f"  note: {note}")
+    click.echo("edit the TODO(cairn) places, then `cairn catalog validate` and open a pull "
+               "request")
 
 
 @click.command("report")

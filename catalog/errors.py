@@ -12,6 +12,8 @@ __all__ = [
     "CardNotFoundError",
     "CardSyntaxError",
     "CatalogError",
+    "DatasetError",
+    "DatasetNotTrackedError",
     "DraftError",
     "WeightsIntegrityError",
     "WeightsMissingError",
@@ -42,15 +44,15 @@ class CardInvalidError(CatalogError):
 
 
 class CardNotFoundError(CatalogError):
-    """No card has this name (and version)."""
+    """No card (of this kind: model, dataset, or None for any) has this name and version."""
 
     def __init__(self, name: str, version: str | None = None,
-                 known: Sequence[str] = ()) -> None:
-        self.name, self.version, self.known = name, version, list(known)
+                 known: Sequence[str] = (), kind: str | None = "model") -> None:
+        self.name, self.version, self.known, self.kind = name, version, list(known), kind
         what = f"{name}@{version}" if version else name
         hint = f"; known: {', '.join(self.known[:10])}" if self.known else ""
-        super().__init__(f"no model card named {what!r}{hint} (run `cairn catalog index` "
-                         "after adding cards)")
+        super().__init__(f"no {kind + ' ' if kind else ''}card named {what!r}{hint} (run "
+                         "`cairn catalog index` after adding cards)")
 
 
 class CardExistsError(CatalogError):
@@ -59,6 +61,23 @@ class CardExistsError(CatalogError):
     def __init__(self, path: str) -> None:
         self.path = path
         super().__init__(f"{path} already exists: pass another name or version, or --force")
+
+
+class DatasetError(CatalogError):
+    """A dataset card cannot be drafted for this folder."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        self.path, self.reason = path, reason
+        super().__init__(f"cannot draft a dataset card for {path}: {reason}")
+
+
+class DatasetNotTrackedError(DatasetError):
+    """The folder is not a DVC-tracked version, so no card can say which data it documents."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        hint = (f"run `dvc init` at the repository root, then `dvc add {path}`"
+                if "not inside a DVC repository" in reason else f"run `dvc add {path}`")
+        super().__init__(path, f"{reason}; {hint} and commit {path}.dvc, then draft the card")
 
 
 class DraftError(CatalogError):

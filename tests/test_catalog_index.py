@@ -158,6 +158,6 @@ def test_cli_index_search_show(cards: Workspace, monkeypatch: pytest.MonkeyPatch
     assert out.exit_code == 0 and "vit_tiny_patch16_224" in out.output
     assert "## How to reuse" in out.output
     out = runner.invoke(catalog_cli, ["show", "nope"])
-    assert out.exit_code == 1 and "no model card named 'nope'" in out.output
+    assert out.exit_code == 1 and "no card named 'nope'" in out.output
     out = runner.invoke(catalog_cli, ["render", "dent-vit"])
     assert out.exit_code == 0 and "<h2>How to reuse</h2>" in out.output

@@ -281,7 +281,7 @@ def test_a_path_without_a_card_is_an_error(workspace: Workspace) -> None:
     empty = workspace.catalog_dir / "empty"
     empty.mkdir(parents=True)
     (problem,) = catalog.validate(empty, workspace=workspace)
-    assert problem.severity == "error" and "no model cards found" in problem.message
+    assert problem.severity == "error" and "no cards found" in problem.message
     (problem,) = catalog.validate(workspace=workspace)  # the workspace's catalog: none yet
     assert problem.severity == "warning"
 
@@ -295,7 +295,7 @@ def test_cli_on_a_card_folder(workspace: Workspace, monkeypatch: pytest.MonkeyPa
     assert out.exit_code == 1 and f"{broken / 'README.md'}:2: error: broken YAML" in out.output
     (broken / "README.md").unlink()
     out = runner.invoke(catalog_cli, ["validate", str(broken)])
-    assert out.exit_code == 1 and "no model cards found" in out.output
+    assert out.exit_code == 1 and "no cards found" in out.output
 
 
 def test_validate_dot_inside_a_card_folder(tmp_path: Path) -> None:
