@@ -8,6 +8,14 @@ registry, never a path on disk, so no name can write outside the root; a digest 
 A local blob is written once: copied (and hashed on the way) to a temporary file in the root,
 synced, then renamed to its digest. A full disk leaves neither the temporary file nor half a
 blob behind and raises :class:`~registry.errors.ArtifactError` saying so.
+
+On an object store (``s3://bucket/prefix``, through s3fs: ``pip install 'cairn[s3]'``) the
+endpoint, region and credentials come from the standard AWS settings (``AWS_ENDPOINT_URL``,
+``AWS_PROFILE``, ``AWS_ACCESS_KEY_ID``..., ``~/.aws``), so AWS, MinIO and Ceph all work. A blob
+is hashed locally, then sent whole: one PUT, or a multipart upload that S3 makes visible only
+once complete, so a failed upload leaves nothing under the digest. Several files go at once
+(:meth:`ArtifactStore.put_files`). Every failure (no s3fs, unreachable endpoint, missing
+bucket, refused credentials) is an ``ArtifactError`` naming the URL.
 """
 
 from __future__ import annotations
@@ -19,6 +27,7 @@ import io
 import os
 import posixpath
 import re
+import threading
 import uuid
 from pathlib import Path
 from typing import BinaryIO
@@ -29,6 +38,11 @@ from registry.text import is_utf8
 __all__ = ["MAX_NAME_LENGTH", "ArtifactStore", "check_sha256", "clean_name", "file_sha256"]
 
 _CHUNK = 1 << 20
+# Above this size, ask an object store whether it holds a blob before sending it: a HEAD costs
+# a round trip, as much as sending a small file again (same name, same bytes: harmless).
+_ASK_FIRST = 8 << 20
+# Fail fast on an endpoint that does not answer (botocore waits 60 s per attempt by default).
+_S3_CONFIG = {"connect_timeout": 10}
 MAX_NAME_LENGTH = 1000  # the registry's artifact.name column
 _DIGEST = re.compile(r"[0-9a-f]{64}")
 _FULL = {errno.ENOSPC: "is full (no space left on device)",
@@ -73,14 +87,24 @@ def check_sha256(digest: str) -> str:
 
 
 class ArtifactStore:
-    """Blobs under a root URL (a local folder or any fsspec URL such as ``s3://bucket/x``)."""
+    """Blobs under a root URL (a local folder or any fsspec URL such as ``s3://bucket/x``).
 
-    def __init__(self, root: str) -> None:
+    ``part_size``: the part size of multipart uploads to an object store (s3fs's default,
+    50 MiB, when None; S3 wants at least 5 MiB)."""
+
+    def __init__(self, root: str, *, part_size: int | None = None) -> None:
         self.root = root.rstrip("/")
         self._local = "://" not in root or root.startswith("file://")
         if self._local:
             self.root = str(Path(root.removeprefix("file://")).resolve())
         self._fs = None
+        self._lock = threading.Lock()
+        self._put_options = {"chunksize": part_size} if part_size else {}
+
+    @property
+    def is_local(self) -> bool:
+        """Whether the root is a local folder."""
+        return self._local
 
     def uri(self, sha256: str) -> str:
         """Where the blob with this digest lives."""
@@ -90,15 +114,14 @@ class ArtifactStore:
 
     def put_file(self, path: str | os.PathLike) -> tuple[str, int, str]:
         """Store a local file; returns (sha256, size, uri). Storing the same bytes twice is free."""
-        where = os.fspath(path)
+        return self.put_files([path])[0]
+
+    def put_files(self, paths: list[str | os.PathLike]) -> list[tuple[str, int, str]]:
+        """Store local files (at once, on an object store); (sha256, size, uri) for each.
+        On an error none of them counts as stored, though some may be."""
         if not self._local:
-            return self._put_remote(where)
-        try:
-            src = open(path, "rb")  # noqa: SIM115 (closed below, after the copy)
-        except OSError as exc:
-            raise ArtifactError(where, f"cannot read: {exc.strerror or exc}") from exc
-        with src:
-            return self._put_local(src, where)
+            return self._put_remote([os.fspath(p) for p in paths])
+        return [self._put_local_file(os.fspath(p)) for p in paths]
 
     def put_bytes(self, data: bytes) -> tuple[str, int, str]:
         """Store bytes; returns (sha256, size, uri)."""
@@ -107,10 +130,12 @@ class ArtifactStore:
         sha256 = hashlib.sha256(data).hexdigest()
         uri = self.uri(sha256)
         try:
-            if not self._filesystem().exists(uri):
+            if not self._holds_remote(uri, len(data)):
                 self._filesystem().pipe_file(uri, data)
-        except OSError as exc:
-            raise self._store_error("<bytes>", uri, exc) from exc
+        except ArtifactError:
+            raise
+        except Exception as exc:  # each fsspec backend raises its own
+            raise _remote_error("<bytes>", uri, exc) from exc
         return sha256, len(data), uri
 
     def open(self, sha256: str) -> BinaryIO:
@@ -118,10 +143,16 @@ class ArtifactStore:
         uri = self.uri(sha256)
         try:
             return open(uri, "rb") if self._local else self._filesystem().open(uri, "rb")
+        except ArtifactError:
+            raise
         except FileNotFoundError as exc:
             raise ArtifactError(sha256, f"no blob at {uri}") from exc
         except OSError as exc:
+            if not self._local:
+                raise _remote_error(sha256, uri, exc, "cannot read") from exc
             raise ArtifactError(sha256, f"cannot read {uri}: {exc.strerror or exc}") from exc
+        except Exception as exc:  # each fsspec backend raises its own
+            raise _remote_error(sha256, uri, exc, "cannot read") from exc
 
     def get(self, sha256: str, dest: str | os.PathLike) -> Path:
         """Copy a blob to ``dest``, checking its digest on the way. Written to a temporary
@@ -138,13 +169,21 @@ class ArtifactStore:
             os.replace(tmp, dest)
         except _ReadError as exc:
             cause = exc.__cause__
-            raise ArtifactError(sha256, f"cannot read the blob: {cause.strerror or cause}"
-                                ) from cause
+            raise ArtifactError(sha256, f"cannot read the blob at {self.uri(sha256)}: "
+                                        f"{getattr(cause, 'strerror', None) or cause}") from cause
         except OSError as exc:
             raise self._store_error(sha256, os.fspath(dest), exc, what="cannot write") from exc
         finally:
             _remove(tmp)
         return dest
+
+    def _put_local_file(self, where: str) -> tuple[str, int, str]:
+        try:
+            src = open(where, "rb")  # noqa: SIM115 (closed below, after the copy)
+        except OSError as exc:
+            raise ArtifactError(where, f"cannot read: {exc.strerror or exc}") from exc
+        with src:
+            return self._put_local(src, where)
 
     def _put_local(self, src: BinaryIO, where: str) -> tuple[str, int, str]:
         # Copy to a unique temporary name in the root while hashing, then rename: readers
@@ -160,25 +199,45 @@ class ArtifactStore:
                 os.replace(tmp, uri)
         except _ReadError as exc:
             cause = exc.__cause__
-            raise ArtifactError(where, f"cannot read: {cause.strerror or cause}") from cause
+            raise ArtifactError(where, f"cannot read: {getattr(cause, 'strerror', None) or cause}"
+                                ) from cause
         except OSError as exc:
             raise self._store_error(where, self.root, exc) from exc
         finally:
             _remove(tmp)
         return sha256, size, uri
 
-    def _put_remote(self, where: str) -> tuple[str, int, str]:
+    def _put_remote(self, wheres: list[str]) -> list[tuple[str, int, str]]:
+        stored, todo = [], {}
+        for where in wheres:
+            try:
+                sha256, size = file_sha256(where)
+            except OSError as exc:
+                raise ArtifactError(where, f"cannot read: {exc.strerror or exc}") from exc
+            stored.append((sha256, size, self.uri(sha256)))
+            todo[stored[-1][2]] = (where, size)
+        if not todo:
+            return stored
+        first = next(iter(todo.items()))
+        where, target = (first[1][0], first[0]) if len(todo) == 1 else (
+            f"{len(todo)} files", self.root)
         try:
-            sha256, size = file_sha256(where)
-        except OSError as exc:
-            raise ArtifactError(where, f"cannot read: {exc.strerror or exc}") from exc
-        uri = self.uri(sha256)
+            todo = {uri: w for uri, (w, size) in todo.items()
+                    if size < _ASK_FIRST or not self._holds_remote(uri, size)}
+            if todo:
+                self._filesystem().put(list(todo.values()), list(todo), **self._put_options)
+        except ArtifactError:
+            raise
+        except Exception as exc:  # each fsspec backend raises its own
+            raise _remote_error(where, target, exc) from exc
+        return stored
+
+    def _holds_remote(self, uri: str, size: int) -> bool:
+        """Whether a complete blob is stored at ``uri`` on the object store."""
         try:
-            if not self._filesystem().exists(uri):
-                self._filesystem().put_file(where, uri)
-        except OSError as exc:
-            raise self._store_error(where, uri, exc) from exc
-        return sha256, size, uri
+            return self._filesystem().info(uri).get("size") == size
+        except FileNotFoundError:
+            return False
 
     def _store_error(self, where: str, target: str, exc: OSError,
                      what: str = "cannot store") -> ArtifactError:
@@ -187,12 +246,61 @@ class ArtifactStore:
                                         "nothing was left there: free space and try again")
         return ArtifactError(where, f"{what} at {target}: {exc.strerror or exc}")
 
-    def _filesystem(self):
-        if self._fs is None:
-            import fsspec
+    def connect(self) -> None:
+        """Set up the object store's client now (a run does it in the background as it
+        starts, so that its first artifact does not wait for it); never raises: a failure
+        surfaces at the first use."""
+        if self._local:
+            return
+        with contextlib.suppress(Exception):
+            fs = self._filesystem()
+            if callable(getattr(fs, "connect", None)):  # s3fs: the botocore client
+                fs.connect()
 
-            self._fs = fsspec.core.url_to_fs(self.root)[0]
+    def _filesystem(self):
+        with self._lock:
+            return self._make_filesystem()
+
+    def _make_filesystem(self):
+        if self._fs is None:
+            try:
+                import fsspec
+
+                self._fs = fsspec.core.url_to_fs(self.root, **_options(self.root))[0]
+            except ImportError as exc:
+                extra = " (pip install 'cairn[s3]')" if self.root.startswith("s3") else ""
+                raise ArtifactError(self.root, f"cannot reach the artifact store: {exc}"
+                                               f"{extra}") from exc
+            except (ValueError, TypeError) as exc:
+                raise ArtifactError(self.root, f"not a usable artifact root: {exc}") from exc
         return self._fs
+
+
+def _options(root: str) -> dict:
+    """fsspec options for ``root``: for S3, an uncached client with AWS_ENDPOINT_URL (older
+    botocore ignores the variable) and a bounded connect timeout."""
+    if not root.startswith(("s3://", "s3a://")):
+        return {}
+    options: dict = {"skip_instance_cache": True, "config_kwargs": dict(_S3_CONFIG)}
+    endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+    if endpoint:
+        options["client_kwargs"] = {"endpoint_url": endpoint}
+    return options
+
+
+def _remote_error(where: str, target: str, exc: BaseException,
+                  what: str = "cannot store") -> ArtifactError:
+    """An object store's failure, said so that the fix is clear."""
+    text = str(exc) or type(exc).__name__
+    if isinstance(exc, PermissionError):
+        hint = ("access denied: check the credentials (AWS_PROFILE, AWS_ACCESS_KEY_ID and "
+                "AWS_SECRET_ACCESS_KEY) and the bucket's policy")
+        return ArtifactError(where, f"{what} at {target}: {hint} ({text})")
+    if isinstance(exc, FileNotFoundError) and "bucket does not exist" in text.lower():
+        bucket = target.split("://", 1)[-1].split("/", 1)[0]
+        return ArtifactError(where, f"{what} at {target}: the bucket {bucket!r} does not exist "
+                                    f"(create it, or fix `artifacts` in cairn.toml)")
+    return ArtifactError(where, f"{what} at {target}: {text}")
 
 
 class _ReadError(Exception):
@@ -206,7 +314,7 @@ def _copy(src: BinaryIO, tmp: str | os.PathLike) -> tuple[str, int]:
         while True:
             try:
                 chunk = src.read(_CHUNK)
-            except OSError as exc:
+            except Exception as exc:  # an object store fails in its own way
                 raise _ReadError() from exc
             if not chunk:
                 break

@@ -84,6 +84,9 @@ class DatasetUse:
     source: str | None = None
     dirty: bool | None = None
     dirty_check: str | None = None
+    #: Whether this version is in the workspace's DVC remote, so others can fetch it (None:
+    #: unknown: no remote, or it did not answer).
+    pushed: bool | None = None
 
 
 @dataclass(frozen=True)

@@ -338,7 +338,7 @@ def expected_record(ref: str) -> dict[str, Any]:
             "last_step", "last_time", "min", "max", "count", "nonfinite_count")}}
     data["datasets"] = [
         {**_dataset(path, h), "role": role, "tracked": tracked, "dirty": False,
-         "dirty_check": "stat-cache" if tracked else None}
+         "dirty_check": "stat-cache" if tracked else None, "pushed": None}
         for role, path, h, tracked in sorted(DATASETS.get(ref, []))]
     data["artifacts"] = [{"name": n, "sha256": s, "size": z, "uri": u, "created_time": T0 + 3000}
                          for n, s, z, u in sorted(ARTIFACTS.get(ref, []))]

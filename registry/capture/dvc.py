@@ -16,6 +16,7 @@ from typing import Any
 
 from registry.capture import _datastate as state
 from registry.capture._dvcconfig import read_config
+from registry.capture._dvcremote import is_pushed, remote_of
 
 __all__ = ["DataVersion", "capture_data", "stage_deps"]
 
@@ -40,6 +41,7 @@ class DataVersion:
     source: str | None
     dirty: bool | None
     dirty_check: str
+    pushed: bool | None = None  # in the DVC remote (None: unknown)
 
     def to_dict(self) -> dict[str, Any]:
         """The fields as a plain dict (JSON-ready)."""
@@ -349,6 +351,7 @@ def _versioned(
 ) -> DataVersion:
     verdict = _check(repo, out, state_dir)
     warnings.extend(verdict.warnings)
+    remote = _remote_url(repo, out, warnings) if tracked else None
     return DataVersion(
         path=out.path,
         tracked=tracked,
@@ -356,11 +359,20 @@ def _versioned(
         hash_kind=out.hash_kind,
         size=out.size,
         nfiles=out.nfiles,
-        remote=_remote_url(repo, out, warnings) if tracked else None,
+        remote=remote,
         source=out.source,
         dirty=verdict.dirty,
         dirty_check=verdict.check,
+        pushed=_pushed(repo, out, remote) if tracked else None,
     )
+
+
+def _pushed(repo: _Repo, out: _Out, remote: str | None) -> bool | None:
+    """Whether the recorded version is in its DVC remote (outs with `push: false` never are)."""
+    if not out.pushed:
+        return False
+    name = out.remote or repo.config.get("core", {}).get("remote")
+    return is_pushed(remote, out.md5, out.hash_kind, remote_of(repo.config, name))
 
 
 def _check(repo: _Repo, out: _Out, state_dir: StrPath | None) -> state.Dirty:

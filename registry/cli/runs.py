@@ -97,7 +97,7 @@ def _render(r: RunRecord, children: Sequence[RunRecord] = ()) -> str:
         out.append(_section(f"data ({d.role})", {
             "path": d.path, "tracked": d.tracked, "hash": d.hash, "size": d.size,
             "files": d.nfiles, "remote": d.remote, "source": d.source,
-            "dirty": d.dirty, "checked by": d.dirty_check}))
+            "dirty": d.dirty, "checked by": d.dirty_check, "pushed": _pushed(d)}))
     out.append(_section("params", r.params))
     out.append(_section("tags", r.tags))
     if r.metrics:
@@ -118,6 +118,13 @@ def _render(r: RunRecord, children: Sequence[RunRecord] = ()) -> str:
     if r.failure:
         out.append("failure\n" + _indent(r.failure.rstrip()))
     return "\n\n".join(s for s in out if s)
+
+
+def _pushed(d) -> str | None:
+    """Whether others can fetch this data version from the DVC remote, in words."""
+    if d.pushed is None:
+        return "unknown (no DVC remote, or it did not answer)" if d.tracked else None
+    return "yes" if d.pushed else "NO: not in the DVC remote (`dvc push` it so others can fetch it)"
 
 
 def _section(title: str, fields: dict[str, Any]) -> str:
@@ -202,7 +209,8 @@ def import_(source, replace: bool) -> None:
 
 @runs.command("deliver")
 def deliver() -> None:
-    """Send metrics and final statuses spooled while the store was unreachable."""
+    """Send what runs spooled while a store was unreachable: metrics and final statuses
+    (the registry store), artifacts (the artifact store)."""
     from registry.tracking.spool import deliver as deliver_spool
 
     report = deliver_spool(load_workspace())

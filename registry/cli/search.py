@@ -23,8 +23,9 @@ def search(query: str, sort: str | None, limit: int, offset: int, as_json: bool)
     """Runs matching QUERY, e.g. 'val_acc >= 0.9 and params.lr < 1e-3 and "mixup"'.
 
     Compare fields with = != < <= > >= or ~ (contains): params.KEY, metrics.KEY (or a bare
-    metric name), tags.KEY, data.ROLE (a data hash prefix), and attributes such as owner,
-    status, started, commit. Words or quoted text standing alone search names, questions,
+    metric name), tags.KEY, data.ROLE (a data hash prefix), data[.ROLE].pushed (true, false,
+    unknown: is the data in the DVC remote?), and attributes such as owner, status, started,
+    commit, parent. Words or quoted text standing alone search names, questions,
     notes, conclusions, tags and text params. Join with and, or, not and parentheses.
     """
     from registry.query import search as run_search

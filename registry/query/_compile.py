@@ -142,7 +142,9 @@ def _tag(field: Field, op: str, node: Compare, ctx: _Context) -> Select:
 
 
 def _data(field: Field, op: str, node: Compare, ctx: _Context) -> Select:
-    if field.part == "hash":
+    if field.part == "pushed":
+        condition = _pushed(op, node, ctx)
+    elif field.part == "hash":
         condition = _prefix(dataset.c.hash, op, node, ctx)
     else:
         condition = _text(dataset.c.path, op, node.value.text)
@@ -150,6 +152,19 @@ def _data(field: Field, op: str, node: Compare, ctx: _Context) -> Select:
     if field.key:
         used = used.where(run_dataset.c.role == field.key)
     return used.where(condition)
+
+
+def _pushed(op: str, node: Compare, ctx: _Context) -> ColumnElement[bool]:
+    """``data.pushed = true | false | unknown`` (unknown: no remote was asked, or none
+    answered)."""
+    if op != "=":
+        raise ctx.error(node.op_pos, "'=' or '!=' after 'pushed' (true, false or unknown)")
+    if node.value.text.lower() == "unknown":
+        return run_dataset.c.pushed.is_(None)
+    try:
+        return run_dataset.c.pushed == _values.boolean(node.value, ctx.query)
+    except QueryError:
+        raise ctx.error(node.value.pos, "true, false or unknown") from None
 
 
 def _text(column: ColumnElement, op: str, text: str) -> ColumnElement[bool]:

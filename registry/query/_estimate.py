@@ -108,7 +108,7 @@ def _rows(node: Compare, query: str, dialect: str) -> Select | None:
         return None
     if field.kind != "data":
         return selection(node, query, dialect)
-    if node.op != "=":
+    if node.op != "=" or field.part == "pushed":  # pushed: no index; few values
         return None
     if field.part == "hash":
         condition = _prefix(dataset.c.hash, node.op, node, _Context(query, dialect))

@@ -9,9 +9,10 @@ from sqlalchemy import ColumnElement
 from registry.errors import QueryError
 from registry.store.schema import project, run
 
-__all__ = ["AGGREGATES", "ATTRIBUTES", "Attribute", "Field", "resolve"]
+__all__ = ["AGGREGATES", "ATTRIBUTES", "DATA_PARTS", "Attribute", "Field", "resolve"]
 
 AGGREGATES = ("last", "min", "max", "count")
+DATA_PARTS = ("hash", "path", "pushed")  # pushed: in the DVC remote (true, false, unknown)
 
 
 @dataclass(frozen=True)
@@ -55,7 +56,8 @@ _PREFIXES = {"params": "param", "param": "param", "metrics": "metric", "metric":
 class Field:
     """kind: attribute, param, metric, tag or data. ``key`` is the attribute name, param,
     metric or tag key, or the data role ('' for any role); ``part`` is a metric's aggregate
-    or data's ``hash`` / ``path``. ``bare`` marks a metric named without ``metrics.``."""
+    or data's ``hash`` / ``path`` / ``pushed``. ``bare`` marks a metric named without
+    ``metrics.``."""
 
     kind: str
     key: str
@@ -96,7 +98,7 @@ def _metric(name: str, *, bare: bool) -> Field:
 def _data(rest: str) -> Field:
     role, dot, part = rest.rpartition(".")
     if not dot:
-        role, part = ("", rest) if rest.lower() in ("hash", "path") else (rest, "hash")
-    elif part.lower() not in ("hash", "path"):
+        role, part = ("", rest) if rest.lower() in DATA_PARTS else (rest, "hash")
+    elif part.lower() not in DATA_PARTS:
         role, part = rest, "hash"
     return Field("data", role, part.lower())

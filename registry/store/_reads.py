@@ -182,7 +182,7 @@ def _attach_datasets(conn: Connection, records: dict[int, RunRecord]) -> None:
         records[r.run_pk].datasets.append(DatasetUse(
             path=r.path, role=r.role, tracked=r.tracked, hash=r.hash, hash_kind=r.hash_kind,
             size=r.size, nfiles=r.nfiles, remote=r.remote, source=r.source, dirty=r.dirty,
-            dirty_check=r.dirty_check,
+            dirty_check=r.dirty_check, pushed=r.pushed,
         ))
 
 

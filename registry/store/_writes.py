@@ -131,7 +131,7 @@ def add_dataset_use(conn: Connection, run_pk: int, use: DatasetUse) -> None:
         dataset_id = conn.execute(insert(dataset).values(**values).returning(dataset.c.id)).scalar()
     upsert(conn, run_dataset, [{
         "run_pk": run_pk, "dataset_id": dataset_id, "role": use.role, "tracked": use.tracked,
-        "dirty": use.dirty, "dirty_check": use.dirty_check,
+        "dirty": use.dirty, "dirty_check": use.dirty_check, "pushed": use.pushed,
     }], ("run_pk", "dataset_id", "role"))
 
 

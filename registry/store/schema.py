@@ -46,7 +46,7 @@ __all__ = [
 ]
 
 # The Alembic revision this code writes; tests check it is the migrations' head.
-SCHEMA_REVISION = "0006"
+SCHEMA_REVISION = "0007"
 
 RUN_STATUSES = ("RUNNING", "FINISHED", "FAILED", "KILLED")
 PARAM_TYPES = ("int", "float", "bool", "str", "null", "json")
@@ -238,6 +238,7 @@ run_dataset = Table(
     Column("tracked", Boolean, nullable=False),
     Column("dirty", Boolean),
     Column("dirty_check", String(16)),
+    Column("pushed", Boolean),  # in the DVC remote when the run used it; NULL: unknown
     PrimaryKeyConstraint("run_pk", "dataset_id", "role"),
 )
 # "runs that used this dataset" (data.train = <hash>), and the dataset_id FK.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import shlex
@@ -15,7 +16,7 @@ from typing import Any
 from registry._params import ParamValue, flatten_params, typed_value
 from registry.config import Workspace, load_workspace
 from registry.entities import RunStatus
-from registry.errors import ConfigError, DuplicateRunError, StoreReadOnlyError
+from registry.errors import ArtifactError, ConfigError, DuplicateRunError, StoreReadOnlyError
 from registry.text import to_utf8
 from registry.tracking.run import Run
 
@@ -55,15 +56,15 @@ def start_run(project: str | None = None, name: str | None = None, *,
     ws.ensure_state_dir()
     store, artifacts = ws.open_store(), ArtifactStore(ws.artifact_root)
     deliver_pending(ws, store)  # what earlier runs spooled while the store was unreachable
+    context, diff = _context(artifacts, warnings)
     values = {
         "id": uuid.uuid4().hex, "name": _clean(name, warnings), "owner": owner or ws.owner,
         "status": RunStatus.RUNNING, "start_time": time.time(), "heartbeat_time": time.time(),
         "heartbeat_interval": ws.heartbeat_interval, "question": _clean(question, warnings),
-        "notes": _clean(notes, warnings), "parent_id": _parent_id(store, parent),
-        **_context(artifacts, warnings),
+        "notes": _clean(notes, warnings), "parent_id": _parent_id(store, parent), **context,
     }
     declared = _declared_data(data or {}, ws)
-    code = {"commit": values["git_commit"], "diff_sha256": values["git_diff_sha256"],
+    code = {"commit": values["git_commit"], "diff_sha256": diff.sha256,
             "entry_point": os.path.basename(values["entry_point"] or "")}
     tried = _tried(store, ws, typed, code, declared)
     values.update(tried.keys)
@@ -75,6 +76,8 @@ def start_run(project: str | None = None, name: str | None = None, *,
               tried=tried.priors, hardware=values["hardware"])
     for w in values["warnings"]:
         log.warning("cairn: %s", w)
+    if diff.unstored is not None:  # stored later; the run names it once it is in the store
+        run._uploads.save_diff(diff.unstored, diff.why)
     for role, version, warns in declared:
         run._add_data(version, role, warns, recheck=False)
     _use_stage_deps(run, ws)
@@ -163,8 +166,25 @@ def _clean(text: str | None, warnings: list[str]) -> str | None:
     return text
 
 
-def _context(artifacts, warnings: list[str]) -> dict[str, Any]:
-    """Code version, command, hardware and environment; capture problems become warnings."""
+class _Diff:
+    """The uncommitted diff: its digest, and its bytes while the store has not taken them."""
+
+    def __init__(self, sha256: str | None, unstored: bytes | None = None, why: str = "") -> None:
+        self.sha256, self.unstored, self.why = sha256, unstored, why
+
+
+def _save_diff(artifacts, diff: bytes | None) -> _Diff:
+    if not diff:
+        return _Diff(None)
+    try:
+        return _Diff(artifacts.put_bytes(diff)[0])
+    except ArtifactError as exc:  # spooled once the run exists: never crash the run for it
+        return _Diff(hashlib.sha256(diff).hexdigest(), diff, exc.reason)
+
+
+def _context(artifacts, warnings: list[str]) -> tuple[dict[str, Any], _Diff]:
+    """Code version, command, hardware and environment; capture problems become warnings.
+    The diff's column stays empty until its blob is in the store."""
     from registry.capture.environment import capture_environment
     from registry.capture.git import capture_code
     from registry.capture.hardware import capture_hardware
@@ -173,19 +193,15 @@ def _context(artifacts, warnings: list[str]) -> dict[str, Any]:
     hardware, hw_warns = capture_hardware()
     environment, env_warns = capture_environment()
     warnings.extend(code_warns + hw_warns + env_warns)
-    diff_sha = None
-    if code.diff:
-        try:
-            diff_sha = artifacts.put_bytes(code.diff)[0]
-        except Exception as exc:  # never crash the run because capture failed
-            warnings.append(f"could not save the uncommitted diff: {exc}")
+    diff = _save_diff(artifacts, code.diff)
     return {
         "code_state": code.state, "git_commit": code.commit, "git_branch": code.branch,
-        "git_remote": code.remote, "git_dirty": code.dirty, "git_diff_sha256": diff_sha,
+        "git_remote": code.remote, "git_dirty": code.dirty,
+        "git_diff_sha256": None if diff.unstored else diff.sha256,
         "code": code.to_dict(), "command": _command(), "entry_point": _entry_point(),
         "cwd": os.getcwd(), "hostname": socket.gethostname(), "hardware": hardware,
         "environment": environment,
-    }
+    }, diff
 
 
 def _command() -> str:

@@ -27,6 +27,7 @@ from registry.errors import (
 )
 from registry.text import is_utf8, to_utf8
 from registry.tracking import _lifecycle, spool
+from registry.tracking._artifact_spool import Uploads
 from registry.tracking._tags import clean_tags
 from registry.tracking._usage import Usage
 from registry.tracking._writer import CLOSE_TIMEOUT_S, WAKE_AT, MetricWriter, Slot
@@ -60,6 +61,7 @@ class Run:
         self._killed_by: int | None = None
         self._spools = itertools.count()  # numbers this run's spool files apart
         self._lock = threading.Lock()
+        self._uploads = Uploads(self, store, artifacts, workspace, self._warn)
         self._mirror = _live_mirror(self, store)  # MLflow, when the workspace asks for it
         self._writer = MetricWriter(self._mirror.tap(store) if self._mirror else store, run_pk,
                                     flush_interval=workspace.flush_interval,
@@ -236,19 +238,24 @@ class Run:
         for line in describe_all(fresh, ws.projects):
             self._warn(line)
 
-    def log_artifact(self, path: str | os.PathLike, name: str | None = None) -> ArtifactRecord:
-        """Store a file (or every file of a folder) content-addressed; returns the record."""
+    def log_artifact(self, path: str | os.PathLike,
+                     name: str | None = None) -> ArtifactRecord | None:
+        """Store a file (or every file of a folder, at once) content-addressed; returns the
+        record (a folder's last file's; None for an empty folder).
+
+        An artifact the store cannot take now (unreachable, refusing, full) never ends the
+        run: it is copied to the workspace's spool, the run says so in its warnings, and it is
+        stored and recorded later (see :mod:`registry.tracking._artifact_spool`). Only a bad
+        name or a file that cannot be read raise ArtifactError."""
         self._require_open("log artifact")
         path = Path(path)
         if path.is_dir():
-            records = [self.log_artifact(f, f"{name or path.name}/{f.relative_to(path).as_posix()}")
-                       for f in sorted(path.rglob("*")) if f.is_file()]
-            return records[-1] if records else None
-        label = clean_name(name or path.name)
-        sha256, size, uri = self._artifacts.put_file(path)
-        created = time.time()
-        self._store.add_artifact(self._pk, label, sha256, size, uri, created)
-        return ArtifactRecord(label, sha256, size, uri, created)
+            files = [(f, clean_name(f"{name or path.name}/{f.relative_to(path).as_posix()}"))
+                     for f in sorted(path.rglob("*")) if f.is_file()]
+        else:
+            files = [(path, clean_name(name or path.name))]
+        records = self._uploads.log(files) if files else []
+        return records[-1] if records else None
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -265,6 +272,8 @@ class Run:
         the workspace's spool and delivered later (see :mod:`registry.tracking.spool`).
         """
         self._finish_usage()
+        if not self._closed:
+            self._uploads.finish()  # artifacts spooled while the store refused them
         with self._lock:
             if self._closed:
                 return

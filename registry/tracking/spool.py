@@ -6,7 +6,8 @@ status, end time, failure and warnings, when those could not be recorded either)
 memory cap during a long outage (a run that ends with the store back delivers those itself).
 A later ``registry.start_run`` in the same workspace on the same store delivers them on its
 way (a single directory listing when there is nothing to deliver); :func:`deliver` and
-``cairn runs deliver`` do it on demand.
+``cairn runs deliver`` do it on demand. Artifacts that could not be stored wait beside them,
+in ``artifacts/`` (see :mod:`registry.tracking._artifact_spool`), and are delivered with them.
 
 The file is JSON lines, written whole and then renamed into place::
 
@@ -38,6 +39,10 @@ from typing import Any
 from registry._history import Chunk
 from registry.entities import RunStatus
 from registry.errors import CairnError, SpoolError
+from registry.tracking._artifact_spool import deliver as deliver_artifacts
+from registry.tracking._artifact_spool import pending_files
+from registry.tracking._artifact_spool import spool_dir as spool_dir
+from registry.tracking._artifact_spool import store_identity as store_identity
 
 __all__ = [
     "FORMAT",
@@ -93,6 +98,7 @@ class DeliveryReport:
     points: int = 0  #: points written to the store
     duplicates: int = 0  #: spooled points that were already stored (skipped)
     statuses: int = 0  #: final statuses recorded
+    artifacts: int = 0  #: spooled artifacts stored and recorded
     failed: list[tuple[Path, str]] = field(default_factory=list)
     busy: list[Path] = field(default_factory=list)  #: being delivered by another process
 
@@ -100,28 +106,24 @@ class DeliveryReport:
     def ok(self) -> bool:
         return not self.failed
 
+    def add(self, other: Any) -> None:
+        """Count in what an artifact delivery did (``_artifact_spool.Delivery``)."""
+        self.delivered += other.delivered
+        self.artifacts += len(other.delivered)
+        self.failed += other.failed
+        self.busy += other.busy
+
     def summary(self) -> str:
         """One line per outcome, for people."""
         lines = [f"delivered {len(self.delivered)} spool files: {self.points} metric points, "
-                 f"{self.statuses} final statuses ({self.duplicates} points were already stored)"]
+                 f"{self.statuses} final statuses, {self.artifacts} artifacts "
+                 f"({self.duplicates} points were already stored)"]
         lines += [f"not delivered: {path}: {reason}" for path, reason in self.failed]
         lines += [f"left to another process delivering it: {path}" for path in self.busy]
         return "\n".join(lines)
 
 
 # -- identity and places ---------------------------------------------------------------------
-
-
-def store_identity(url: str) -> str:
-    """The store's URL without its password: what a spool file says it belongs to."""
-    from registry.store import normalise_url, safe_url
-
-    return safe_url(normalise_url(url))
-
-
-def spool_dir(workspace) -> Path:
-    """The workspace's spool folder (``.cairn/spool``)."""
-    return workspace.state_dir / "spool"
 
 
 def spooled_files(workspace) -> list[Path]:
@@ -233,8 +235,8 @@ def _chunk(data: dict[str, Any]) -> Chunk:
 
 
 def deliver(workspace=None, *, store=None, run_id: str | None = None) -> DeliveryReport:
-    """Send the workspace's spooled metric points and final statuses to its store (only
-    those of ``run_id``, if given).
+    """Send the workspace's spooled metric points, final statuses and artifacts to its store
+    (only those of ``run_id``, if given).
 
     Idempotent; a file is removed once all it holds is durable in the store. Files that
     belong to another store, name a run the store does not have, or could not be written
@@ -256,17 +258,19 @@ def deliver(workspace=None, *, store=None, run_id: str | None = None) -> Deliver
             report.busy.append(path)
         except (CairnError, OSError) as exc:
             report.failed.append((path, exc.reason if isinstance(exc, SpoolError) else str(exc)))
+    if pending_files(ws):
+        report.add(deliver_artifacts(ws, store, run_id=run_id))
     return report
 
 
 def deliver_pending(workspace, store) -> DeliveryReport | None:
     """``start_run``'s best-effort delivery: logs what it did and never raises."""
     try:
-        if not spooled_files(workspace):
+        if not spooled_files(workspace) and not pending_files(workspace):
             return None
         report = deliver(workspace, store=store)
     except Exception as exc:  # a run must start even if delivery breaks
-        log.warning("cairn: could not deliver spooled metrics: %s; run `cairn runs deliver`", exc)
+        log.warning("cairn: could not deliver the spool: %s; run `cairn runs deliver`", exc)
         return None
     if report.delivered:
         log.warning("cairn: %s", report.summary().splitlines()[0])

@@ -119,7 +119,7 @@ def _system_tags(data: Mapping[str, Any], status: str, mov: Sequence[Any]) -> di
 
 def _dataset(d: Mapping[str, Any]) -> DatasetSpec:
     profile = {k: d.get(k) for k in ("tracked", "hash", "hash_kind", "size", "nfiles", "dirty",
-                                     "dirty_check")}
+                                     "dirty_check", "pushed")}
     source = {"path": d["path"], "remote": d.get("remote"), "source": d.get("source")}
     return DatasetSpec(name=d["path"][:500], digest=(d.get("hash") or "untracked")[:36],
                        source_type="dvc" if d.get("tracked") else "local",
