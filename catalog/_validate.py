@@ -12,6 +12,7 @@ from catalog._checks import check_runs, check_weights
 from catalog._dataset_checks import check_dataset_hash, check_dataset_refs
 from catalog._dataset_schema import check_dataset_card
 from catalog._files import card_files, load_cards
+from catalog._pushed import check_pushed
 from catalog._schema import CardProblem, card_kind, check_card
 from registry.config import Workspace, load_workspace
 from registry.errors import StoreError
@@ -50,11 +51,11 @@ def card_problems(card: ModelCard, store: Any = None,
                   dataset_names: set[str] | None = None) -> list[CardProblem]:
     """Problems of one card. A model card: schema, weights, (given a store) runs and (given
     the catalog's dataset card names) the dataset cards it names; a dataset card: schema
-    and its DVC hash now."""
+    and its DVC hash now; either: whether what it documents is in the DVC remote."""
     if card_kind(card) == "dataset":
-        problems = check_dataset_card(card) + check_dataset_hash(card)
+        problems = check_dataset_card(card) + check_dataset_hash(card) + check_pushed(card)
     else:
-        problems = check_card(card) + check_weights(card)
+        problems = check_card(card) + check_weights(card) + check_pushed(card)
         if store is not None:
             problems += check_runs(card, store)
         if dataset_names is not None:

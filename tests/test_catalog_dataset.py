@@ -373,3 +373,32 @@ def test_a_pipeline_output_folder(dvc_ws: Workspace) -> None:
     (changed,) = [p for p in catalog.validate(result.path, workspace=dvc_ws)
                   if p.field == "dvc.md5"]
     assert fm["dvc"]["md5"] in changed.message and "dvc.lock now records" in changed.message
+
+
+@sqlite_only
+def test_validate_warns_until_the_data_is_pushed(dvc_ws: Workspace) -> None:
+    draft("data/defects")
+
+    def pushed_warnings() -> list[str]:
+        return [p.message for p in catalog.validate(workspace=dvc_ws)
+                if "not in the DVC remote" in p.message]
+
+    (warning,) = pushed_warnings()
+    assert warning.startswith("the data (data/defects, md5 ") and "`dvc push`" in warning
+    dvc(dvc_ws.root, "push", "-q")
+    assert pushed_warnings() == []
+
+
+@sqlite_only
+def test_validate_warns_until_the_weights_are_pushed(dvc_ws: Workspace) -> None:
+    run_id, _ = finetune_run(dvc_ws)
+    card = catalog.draft_from_run(run_id, track="add", workspace=dvc_ws)
+
+    def pushed_warnings() -> list[str]:
+        return [p.message for p in catalog.validate(card.parent, workspace=dvc_ws)
+                if "not in the DVC remote" in p.message]
+
+    (warning,) = pushed_warnings()
+    assert warning.startswith("the weights (") and "`dvc push`" in warning
+    dvc(dvc_ws.root, "push", "-q")
+    assert pushed_warnings() == []
