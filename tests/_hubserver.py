@@ -44,6 +44,8 @@ from typing import Any
 
 import pytest
 
+from tests._procs import stop_process
+
 __all__ = ["FAULTS", "HubServer", "commit_of", "hub_server", "main", "online", "start_hub_server"]
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -397,13 +399,7 @@ class HubServer:
 
     def stop(self) -> None:
         """Terminate the server process; kill it if it is still there after 5 s."""
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc)
         if self.proc.stdout is not None:
             self.proc.stdout.close()
 

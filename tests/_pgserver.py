@@ -18,6 +18,8 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+from tests._procs import free_port
+
 __all__ = ["PrivateServer", "TcpProxy", "find_bin", "free_port", "sqlite_locked"]
 
 
@@ -26,12 +28,6 @@ def find_bin() -> Path | None:
     found = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"),
                    key=lambda p: int(Path(p).parent.parent.name))
     return Path(found[-1]).parent if found else None
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class PrivateServer:

@@ -30,6 +30,8 @@ from pathlib import Path
 
 import pytest
 
+from tests._procs import free_port, stop_process
+
 __all__ = ["S3", "S3Proxy", "S3Server", "new_bucket", "s3", "s3_server", "start_s3_server"]
 
 REGION = "us-east-1"
@@ -60,19 +62,7 @@ class S3Server:
 
     def stop(self) -> None:
         """Terminate the server by its pid; kill it if it is still there after 5 s."""
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+        stop_process(self.proc)
 
 
 def start_s3_server(log: Path, timeout: float = 30) -> S3Server:

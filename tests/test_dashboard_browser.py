@@ -4,7 +4,6 @@ chromium through Playwright. Screenshots go to the test's tmp folder (printed on
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -14,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from tests._procs import free_port
 from tests.test_dashboard_pages import fill_workspace
 
 pytestmark = pytest.mark.slow
@@ -23,12 +23,6 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu",
                  "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run"]
 ROW, HEADER = 35, 35  # Streamlit's data grid: row and header height in pixels
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def wait_healthy(base: str, server: subprocess.Popen, timeout: float = 90.0) -> None:

@@ -15,7 +15,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -27,6 +26,7 @@ import pytest
 import yaml
 
 from registry.config import Workspace, load_workspace
+from tests._procs import free_port
 from tests._signals import default_sigint
 from tests.conftest import git
 
@@ -218,7 +218,7 @@ def test_second_run_serves_and_records_nothing_twice(demo_repo, ws: Workspace) -
 
     root = demo_repo[0]
     before = (len(_runs(ws)), [p.count for p in mov_progress(workspace=ws)])
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen([*DEMO, "--port", str(port)], cwd=root, env=_env(),
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             start_new_session=True, preexec_fn=default_sigint)
@@ -246,9 +246,3 @@ def test_second_run_serves_and_records_nothing_twice(demo_repo, ws: Workspace) -
     assert (len(_runs(ws)), [p.count for p in mov_progress(workspace=ws)]) == before
     with pytest.raises(OSError):
         urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -16,22 +15,17 @@ import pytest
 
 from registry.store import open_store
 from registry.transfer.mlflow import export_runs, import_runs
+from tests._procs import free_port
 from tests.test_mlflow_export import client_for, fill
 from tests.test_mlflow_models import CLASSES, finetune_run
 
 pytestmark = pytest.mark.slow
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture
 def mlflow_server(tmp_path):
     """The URL of an ``mlflow server`` with a SQLite backend in tmp_path."""
-    port = _free_port()
+    port = free_port()
     folder = tmp_path / "server"
     folder.mkdir()
     mlflow = Path(sys.executable).parent / "mlflow"

@@ -27,22 +27,23 @@ EVAL_BATCH = 32
 
 
 def measure(model: Path, *, batches: list[int], threads: int, repeats: int | None = None,
-            images: Path | None = None, labels: Path | None = None,
-            timeout: float = 1800) -> dict[str, Any]:
+            images: Path | None = None, labels: Path | None = None, timeout: float = 1800,
+            child: str = "zoo._profile_ort", runtime: str = "ONNX Runtime") -> dict[str, Any]:
     """Latency and throughput of ``model`` at each batch size, its peak memory and (given
-    ``images``/``labels`` .npy files) its accuracy, measured in a fresh child process."""
+    ``images``/``labels`` .npy files) its accuracy, measured in a fresh child process
+    (``python -m CHILD SPEC``: this module, or another runtime's, such as TFLite's)."""
     spec = {"model": str(model), "batches": batches, "threads": threads, "repeats": repeats,
             "images": str(images) if images else None, "labels": str(labels) if labels else None}
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "TF_CPP_MIN_LOG_LEVEL": "3"}
     try:
-        done = subprocess.run([sys.executable, "-m", "zoo._profile_ort", json.dumps(spec)],
+        done = subprocess.run([sys.executable, "-m", child, json.dumps(spec)],
                               capture_output=True, text=True, timeout=timeout, env=env)
     except subprocess.TimeoutExpired as exc:
         raise ProfileError(str(model), f"the measurement took more than {timeout:.0f} s") from exc
     lines = done.stdout.strip().splitlines()
     if done.returncode != 0 or not lines:
         tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
-        raise ProfileError(str(model), f"ONNX Runtime could not run it: {tail}")
+        raise ProfileError(str(model), f"{runtime} could not run it: {tail}")
     return json.loads(lines[-1])
 
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 import time
 from collections.abc import Mapping, Sequence
@@ -23,6 +22,7 @@ from typing import Any
 
 from zoo._profile_data import EvalSet
 from zoo._profile_ort import _peak_increase_mb, _reset_peak, _rss_kb, summarise, timed_runs
+from zoo._profile_ort import measure as ort_measure
 from zoo.errors import ProfileError, QuantizationError
 
 __all__ = ["PRECISIONS", "check_against_keras", "convert", "eval_set", "measure",
@@ -128,22 +128,11 @@ def check_against_keras(saved_model: Path, tflite: Path, data: EvalSet) -> dict[
 
 
 def measure(model: Path, *, batches: list[int], threads: int, repeats: int | None = None,
-            images: Path | None = None, labels: Path | None = None,
-            timeout: float = 1800) -> dict[str, Any]:
+            images: Path | None = None, labels: Path | None = None) -> dict[str, Any]:
     """As :func:`zoo._profile_ort.measure`, with the TFLite interpreter."""
-    spec = {"model": str(model), "batches": batches, "threads": threads, "repeats": repeats,
-            "images": str(images) if images else None, "labels": str(labels) if labels else None}
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    try:
-        done = subprocess.run([sys.executable, "-m", "zoo._profile_tflite", json.dumps(spec)],
-                              capture_output=True, text=True, timeout=timeout, env=env)
-    except subprocess.TimeoutExpired as exc:
-        raise ProfileError(str(model), f"the measurement took more than {timeout:.0f} s") from exc
-    lines = done.stdout.strip().splitlines()
-    if done.returncode != 0 or not lines:
-        tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
-        raise ProfileError(str(model), f"the TFLite interpreter could not run it: {tail}")
-    return json.loads(lines[-1])
+    return ort_measure(model, batches=batches, threads=threads, repeats=repeats, images=images,
+                       labels=labels, child="zoo._profile_tflite",
+                       runtime="the TFLite interpreter")
 
 
 # -- the child process ----------------------------------------------------------------------
