@@ -84,3 +84,28 @@ def test_a_model_on_s3_is_carded_and_loaded_from_there(workspace, s3: S3,  # noq
     assert all((state[k] == expected[k]).all() for k in expected)
     loaded = catalog.load("scratch-r18")
     assert sorted(loaded.labels) == ["dent", "ok", "scratch"]
+
+
+@pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
+def test_a_run_on_s3_exports_to_onnx_and_to_mlflow(workspace, s3: S3, tmp_path: Path,  # noqa: F811
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    from click.testing import CliRunner
+
+    from registry.transfer.mlflow import export_runs
+    from tests.test_mlflow_export import client_for
+    from zoo.cli import zoo as zoo_cli
+
+    ws = replace(workspace, artifact_root=s3.url("models"))
+    monkeypatch.setenv("CAIRN_STORE", ws.store_url)
+    monkeypatch.setenv("CAIRN_ARTIFACTS", ws.artifact_root)
+    run_id, _ = finetune_run(ws)
+    out = CliRunner().invoke(zoo_cli, ["export", run_id, "--out", str(tmp_path / "onnx"),
+                                       "--image-size", "64"])
+    assert out.exit_code == 0, out.output
+    assert (tmp_path / "onnx" / "model.onnx").is_file()
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    result = export_runs(uri, workspace=ws, models=False)
+    assert not result.failed and not result.warnings, result.warnings
+    files = client_for(uri).list_artifacts(result.mlflow_ids[run_id])
+    assert [f.path for f in files] == ["model.safetensors"]

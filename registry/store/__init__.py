@@ -197,6 +197,13 @@ class SqlStore:
         with self.writing() as conn:
             _writes.add_artifact(conn, run_pk, name, sha256, size, uri, created_time)
 
+    def add_artifacts(self, run_pk: int,
+                      rows: Sequence[tuple[str, str, int, str, float | None]]) -> None:
+        """Several artifact rows (name, sha256, size, uri, created time) in one transaction."""
+        if rows:
+            with self.writing() as conn:
+                _writes.add_artifacts(conn, run_pk, rows)
+
     def delete_run(self, run_pk: int) -> None:
         with self.writing() as conn:
             conn.execute(delete(run).where(run.c.pk == run_pk))

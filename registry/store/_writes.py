@@ -137,7 +137,15 @@ def add_dataset_use(conn: Connection, run_pk: int, use: DatasetUse) -> None:
 
 def add_artifact(conn: Connection, run_pk: int, name: str, sha256: str, size: int, uri: str,
                  created_time: float | None = None) -> None:
+    add_artifacts(conn, run_pk, [(name, sha256, size, uri, created_time)])
+
+
+def add_artifacts(conn: Connection, run_pk: int,
+                  rows: Sequence[tuple[str, str, int, str, float | None]]) -> None:
+    """Artifact rows (name, sha256, size, uri, created time), replacing those of the same
+    name, in one statement."""
+    now = time.time()
     upsert(conn, artifact, [{
         "run_pk": run_pk, "name": name, "sha256": sha256, "size": size, "uri": uri,
-        "created_time": time.time() if created_time is None else created_time,
-    }], ("run_pk", "name"))
+        "created_time": now if created is None else created,
+    } for name, sha256, size, uri, created in rows], ("run_pk", "name"))

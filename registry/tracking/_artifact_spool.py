@@ -246,8 +246,8 @@ class Uploads:
             created = time.time()
             records = [ArtifactRecord(name, *blob, created)
                        for (_, name), blob in zip(files, stored, strict=True)]
-            for r in records:
-                self._store.add_artifact(self._pk, r.name, r.sha256, r.size, r.uri, created)
+            self._store.add_artifacts(self._pk, [(r.name, r.sha256, r.size, r.uri, created)
+                                                 for r in records])
         except (ArtifactError, StoreError) as exc:
             self._retry_at = time.monotonic() + RETRY_AFTER_S
             self._why = exc.reason if isinstance(exc, ArtifactError) else f"the store: {exc}"
