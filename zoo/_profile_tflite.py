@@ -16,6 +16,7 @@ import json
 import os
 import sys
 import time
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -140,7 +141,9 @@ def measure(model: Path, *, batches: list[int], threads: int, repeats: int | Non
 def _interpreter(lite: Any, model: str, threads: int, shape: Sequence[int]) -> Any:
     """An interpreter for inputs of ``shape``, allocated once: one per batch size, as
     XNNPACK may fail to prepare again for a resized input."""
-    interpreter = lite.Interpreter(model_path=model, num_threads=threads)
+    with warnings.catch_warnings():  # TF 2.20+ points to LiteRT; the interpreter still runs
+        warnings.filterwarnings("ignore", message=r".*tf\.lite\.Interpreter is deprecated")
+        interpreter = lite.Interpreter(model_path=model, num_threads=threads)
     interpreter.resize_tensor_input(interpreter.get_input_details()[0]["index"], list(shape))
     interpreter.allocate_tensors()
     return interpreter
