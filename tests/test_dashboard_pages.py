@@ -93,17 +93,23 @@ def fill_workspace(root: Path, store_url: str) -> dict[str, str]:
     return {k: r.id for k, r in runs.items()}
 
 
-@pytest.fixture
-def filled(tmp_dir, store_url, monkeypatch):
-    """The workspace of :func:`fill_workspace`, with Streamlit's caches emptied."""
+def filled_by(fill, tmp_dir, store_url, monkeypatch):
+    """The workspace ``fill(root, store_url)`` fills and its run ids, with Streamlit's
+    caches emptied before and after."""
     monkeypatch.setenv("CAIRN_STORE", store_url)
     monkeypatch.delenv("CAIRN_CONFIG", raising=False)
     st.cache_data.clear()
     st.cache_resource.clear()
-    ids = fill_workspace(tmp_dir, store_url)
+    ids = fill(tmp_dir, store_url)
     yield load_workspace(), ids
     st.cache_data.clear()
     st.cache_resource.clear()
+
+
+@pytest.fixture
+def filled(tmp_dir, store_url, monkeypatch):
+    """The workspace of :func:`fill_workspace`, with Streamlit's caches emptied."""
+    yield from filled_by(fill_workspace, tmp_dir, store_url, monkeypatch)
 
 
 def _app(page: str | None = None, **query) -> AppTest:

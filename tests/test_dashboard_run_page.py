@@ -13,7 +13,7 @@ import streamlit as st
 import registry
 from registry.config import load_workspace
 from registry.knowledge.mov import value_for_money
-from tests.test_dashboard_pages import BASE, DATA_A, DATA_B, _app, _cells, _texts, _use
+from tests.test_dashboard_pages import BASE, DATA_A, DATA_B, _app, _cells, _texts, _use, filled_by
 from tests.test_dashboard_pages import fill_workspace as fill_basics
 
 COSTS = """
@@ -98,14 +98,7 @@ def fill_workspace(root: Path, store_url: str) -> dict[str, str]:
 @pytest.fixture
 def filled(tmp_dir, store_url, monkeypatch):
     """The workspace of :func:`fill_workspace`, with Streamlit's caches emptied."""
-    monkeypatch.setenv("CAIRN_STORE", store_url)
-    monkeypatch.delenv("CAIRN_CONFIG", raising=False)
-    st.cache_data.clear()
-    st.cache_resource.clear()
-    ids = fill_workspace(tmp_dir, store_url)
-    yield load_workspace(), ids
-    st.cache_data.clear()
-    st.cache_resource.clear()
+    yield from filled_by(fill_workspace, tmp_dir, store_url, monkeypatch)
 
 
 def _table(at, column: str):

@@ -11,7 +11,7 @@ A package adds its group to ``cairn`` through the ``cairn.commands`` entry point
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -19,7 +19,8 @@ import click
 
 from registry.errors import CairnError
 
-__all__ = ["CairnGroup", "duration", "runs_table", "table", "timestamp", "value"]
+__all__ = ["CairnGroup", "duration", "report_failures", "runs_table", "table", "timestamp",
+           "value"]
 
 
 class CairnGroup(click.Group):
@@ -80,3 +81,14 @@ def duration(seconds: float | None) -> str:
     hours, rest = divmod(seconds, 3600)
     minutes, secs = divmod(rest, 60)
     return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
+
+
+def report_failures(warnings: Iterable[str], failed: Mapping[str, str],
+                    what: str = "run") -> None:
+    """Warnings and per-run errors on stderr; exit 1 when any run failed."""
+    for line in warnings:
+        click.echo(f"warning: {line}", err=True)
+    for run_id, error in failed.items():
+        click.echo(f"error: {what} {run_id[:8]}: {error}", err=True)
+    if failed:
+        raise SystemExit(1)

@@ -6,7 +6,7 @@ import os
 
 import click
 
-from registry.cli.kit import CairnGroup
+from registry.cli.kit import CairnGroup, report_failures
 
 __all__ = ["mlflow"]
 
@@ -48,12 +48,7 @@ def export_command(run_refs: tuple[str, ...], tracking_uri: str | None, project:
     click.echo(result.summary(**{"imported from there (left alone)": result.skipped}))
     for model in result.models:
         click.echo(f"registered model {model}")
-    for line in result.warnings:
-        click.echo(f"warning: {line}", err=True)
-    for run_id, error in result.failed.items():
-        click.echo(f"error: run {run_id[:8]}: {error}", err=True)
-    if result.failed:
-        raise SystemExit(1)
+    report_failures(result.warnings, result.failed)
 
 
 @mlflow.command("import")
@@ -80,10 +75,7 @@ def import_command(tracking_uri: str | None, experiments: tuple[str, ...],
     for run_id, files in result.skipped_artifacts.items():
         for line in files:
             click.echo(f"not copied: MLflow run {run_id[:8]}: {line}", err=True)
-    for run_id, error in result.failed.items():
-        click.echo(f"error: MLflow run {run_id[:8]}: {error}", err=True)
-    if result.failed:
-        raise SystemExit(1)
+    report_failures((), result.failed, what="MLflow run")
 
 
 _UNITS = {"b": 1, "kib": 2**10, "mib": 2**20, "gib": 2**30, "kb": 10**3, "mb": 10**6,

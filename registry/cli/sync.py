@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from registry.cli.kit import report_failures
 from registry.config import load_workspace
 
 __all__ = ["sync"]
@@ -36,9 +37,4 @@ def sync(to_url: str | None, from_url: str | None, artifacts_to: str | None) -> 
     click.echo(result.summary())
     for line in result.conflicts:
         click.echo(f"kept: {line}", err=True)
-    for line in result.warnings:
-        click.echo(f"warning: {line}", err=True)
-    for run_id, error in result.failed.items():
-        click.echo(f"error: run {run_id[:8]}: {error}", err=True)
-    if result.failed:
-        raise SystemExit(1)
+    report_failures(result.warnings, result.failed)
