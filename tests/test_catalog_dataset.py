@@ -18,8 +18,7 @@ from catalog.cli import catalog as catalog_cli
 from catalog.cli import data as data_cli
 from catalog.errors import CardExistsError, CardNotFoundError, DatasetError, DatasetNotTrackedError
 from registry.config import Workspace
-from tests.conftest import git
-from tests.test_catalog_draft import dvc, finetune_run
+from tests.test_catalog_draft import dvc, finetune_run, init_git_dvc
 
 sqlite_only = pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
 COMPLETE = (Path(__file__).parent / "data" / "cards" / "cairn_complete.md").read_text()
@@ -56,18 +55,11 @@ def dvc_ws(workspace: Workspace, monkeypatch: pytest.MonkeyPatch) -> Workspace:
     """The workspace as a git + DVC repository (with a local remote) whose data/defects
     image folder is tracked by `dvc add`; CAIRN_* point the CLI at it."""
     root = workspace.root
-    for name in ("GLOBAL_CONFIG", "SYSTEM_CONFIG", "SITE_CACHE"):
-        monkeypatch.setenv(f"DVC_{name}_DIR", str(root.parent / f"dvc-{name.lower()}"))
-    for key in ("AUTHOR", "COMMITTER"):
-        monkeypatch.setenv(f"GIT_{key}_NAME", "t")
-        monkeypatch.setenv(f"GIT_{key}_EMAIL", "t@example.com")
     monkeypatch.setenv("CAIRN_STORE", workspace.store_url)
     monkeypatch.setenv("CAIRN_CATALOG", str(workspace.catalog_dir))
     monkeypatch.setenv("CAIRN_OWNER", "tester")
-    git(root, "init", "-q")
-    dvc(root, "init", "-q")
+    init_git_dvc(root, monkeypatch)
     dvc(root, "remote", "add", "-d", "storage", str(root.parent / "dvc-remote"))
-    (root / ".gitignore").write_text("artifacts/\nstore/\n.cairn/\n*.safetensors\n")
     build_folder(root / "data" / "defects")
     dvc(root, "add", "-q", "data/defects")
     return workspace

@@ -34,10 +34,8 @@ def dvc(root: Path, *args: str) -> str:
                           capture_output=True, text=True, env=os.environ).stdout
 
 
-@pytest.fixture
-def dvc_repo(workspace: Workspace, monkeypatch: pytest.MonkeyPatch) -> Workspace:
-    """The workspace as a git + DVC repository with a DVC-tracked training folder."""
-    root = workspace.root
+def init_git_dvc(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``root`` as a git + DVC repository, with DVC's and git's own settings kept out."""
     for name in ("GLOBAL_CONFIG", "SYSTEM_CONFIG", "SITE_CACHE"):
         monkeypatch.setenv(f"DVC_{name}_DIR", str(root.parent / f"dvc-{name.lower()}"))
     for key in ("AUTHOR", "COMMITTER"):
@@ -46,6 +44,13 @@ def dvc_repo(workspace: Workspace, monkeypatch: pytest.MonkeyPatch) -> Workspace
     git(root, "init", "-q")
     dvc(root, "init", "-q")
     (root / ".gitignore").write_text("artifacts/\nstore/\n.cairn/\n*.safetensors\n")
+
+
+@pytest.fixture
+def dvc_repo(workspace: Workspace, monkeypatch: pytest.MonkeyPatch) -> Workspace:
+    """The workspace as a git + DVC repository with a DVC-tracked training folder."""
+    root = workspace.root
+    init_git_dvc(root, monkeypatch)
     train = root / "data" / "train"
     for label in CLASSES:
         (train / label).mkdir(parents=True)
