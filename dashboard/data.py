@@ -321,11 +321,14 @@ def catalog_card(name: str, version: str | None) -> dict[str, Any]:
 
 def _data_snippet(dvc: Any) -> str:
     """Shell commands that fetch the documented version of a dataset."""
+    def quote(text: str) -> str:  # always single-quoted, so a card's text stays one word
+        return "'" + text.replace("'", "'\\''") + "'"
+
     dvc = dvc if isinstance(dvc, dict) else {}
-    path, md5 = dvc.get("path") or "PATH", dvc.get("md5") or "?"
-    return (f"# this card documents {path} at DVC md5 {md5}\n"
-            f"git log -n 1 -S '{md5}' -- '{path}.dvc'   # the commit that recorded it\n"
-            f"dvc pull '{path}'\n")
+    path, md5 = str(dvc.get("path") or "PATH"), str(dvc.get("md5") or "?")
+    return (f"# this card documents the DVC md5 {quote(md5)} of {quote(path)}\n"
+            f"git log -n 1 -S {quote(md5)} -- {quote(path + '.dvc')}   # the commit that "
+            f"recorded it\ndvc pull {quote(path)}\n")
 
 
 @st.cache_data(ttl=RUNS_TTL, show_spinner=False)
