@@ -1,4 +1,5 @@
-"""The two training loops bench_zoo.py compares, and the JPEG folder it feeds them from.
+"""The two training loops bench_zoo.py compares, the JPEG folder it feeds them from, and
+what it measures besides (a model's FLOPs, the loader's own rate).
 
 ``plan`` is bench_zoo's ``Plan``: its ``device``, ``amp``, ``channels_last`` and
 ``compile_backend`` are all these read.
@@ -6,6 +7,7 @@
 
 from __future__ import annotations
 
+import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -18,8 +20,8 @@ from zoo.training.loop import Trainer
 from zoo.training.schedule import WarmupCosine
 from zoo.training.strategies import param_groups
 
-__all__ = ["LR", "SMOOTHING", "WEIGHT_DECAY", "PlainLoop", "image_folder", "make_model",
-           "mean_kib", "sync", "zoo_trainer"]
+__all__ = ["LR", "SMOOTHING", "WEIGHT_DECAY", "PlainLoop", "forward_flops", "image_folder",
+           "loader_rate", "make_model", "mean_kib", "sync", "zoo_trainer"]
 
 SMOOTHING, WEIGHT_DECAY, LR = 0.1, 0.05, 1e-3
 
@@ -72,6 +74,30 @@ class PlainLoop:
             seen += labels.shape[0]
         sync(self.device)
         return seen
+
+
+def forward_flops(model: torch.nn.Module, image_size: int) -> float:
+    """FLOPs of one image's forward pass (torch's FLOP counter: 2 per multiply-add)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    counter = FlopCounterMode(display=False)
+    param = next(model.parameters())
+    was_training = model.training
+    model.eval()
+    with torch.no_grad(), counter:
+        model(torch.randn(1, 3, image_size, image_size, device=param.device, dtype=param.dtype))
+    model.train(was_training)
+    return float(counter.get_total_flops())
+
+
+def loader_rate(loaders: Any, epoch: int, device: torch.device) -> float:
+    """Images/s of one training epoch's batches with no model: what the pipeline can give."""
+    loaders.set_epoch(epoch)
+    began, seen = time.perf_counter(), 0
+    for _images, labels in loaders.train:
+        seen += labels.shape[0]
+    sync(device)
+    return seen / (time.perf_counter() - began)
 
 
 def sync(device: torch.device) -> None:

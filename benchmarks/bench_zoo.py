@@ -10,8 +10,9 @@ CPU (every run): the same model, data, loss and optimizer trained by the zoo's `
 ``zoo.finetune`` end to end on an image folder against the plain loop over the same loaders.
 GPU (``--gpu``): resnet50 (batch 256) and vit_base_patch16_224 (batch 128) at 224 px, bf16
 autocast, channels_last: synthetic batches resident on the GPU and the real image pipeline (a
-folder of 384 px JPEGs, about ImageNet's mean size, through the zoo's loaders with the zoo's
-default worker count and with 14), then synthetic batches through torch.compile (last: they
+folder of 384 px JPEGs, about ImageNet's mean size, through the zoo's loaders: decoded on the
+GPU by nvJPEG, the zoo's default there, and by PIL in the zoo's default number of worker
+processes and in 14), then synthetic batches through torch.compile (last: they
 take the longest); images/s, the ratio to an expert loop, peak memory, model FLOPs
 utilisation against ``--peak-tflops`` (H100/H200 dense bf16: 989) and issue 18's targets;
 ``--profile`` adds torch.profiler tables of a few steps of each loop, not compiled.
@@ -51,7 +52,9 @@ from _zoo_loops import (
     SMOOTHING,
     WEIGHT_DECAY,
     PlainLoop,
+    forward_flops,
     image_folder,
+    loader_rate,
     make_model,
     mean_kib,
     sync,
@@ -88,6 +91,9 @@ class Plan:
     # Loader processes, one pipeline measurement each; None is the zoo's default. On 2 cores
     # a loader process only competes with the training threads.
     workers: tuple[int | None, ...] = (0,)
+    # Where the image folder is decoded: 'workers' (PIL, once per ``workers`` entry) and/or
+    # 'device' (nvJPEG and batched augmentation on the device, the zoo's default on CUDA).
+    decodes: tuple[str, ...] = ("workers",)
     jpeg_px: int | None = None  # side of the generated JPEGs; default image_size * 8/7
     ratio_target: float = RATIO_TARGET  # zoo loop over the plain loop
     rate_targets: tuple[tuple[str, float], ...] = ()  # zoo images/s, synthetic batches
@@ -114,6 +120,7 @@ class Plan:
                    e2e_epochs=2, device="cuda", amp=True, channels_last=True,
                    compile_modes=(False, True), pipeline_compiled=False, peak_tflops=989.0,
                    workers=(None, max(1, (os.cpu_count() or 2) - 2)), jpeg_px=384,
+                   decodes=("device", "workers"),
                    ratio_target=0.95, pipeline_target=0.9, finetune_row=False,
                    rate_targets=(("resnet50", 4000.0), ("vit_base_patch16_224", 2500.0)),
                    profile_steps=5)
@@ -277,13 +284,22 @@ def _run_plan(plan: Plan, results: Results, images: Path, tmp: Path,
             results.measure(f"{label}: synthetic batches",
                             lambda n=name, c=compiled, lb=label: bench_loop(
                                 plan, n, c, lb, profile))
-            for workers in plan.workers if plan.pipeline_compiled or not compiled else ():
-                results.measure(f"{label}: image folder, workers {_workers_text(workers)}",
-                                lambda n=name, c=compiled, lb=label, w=workers: bench_pipeline(
-                                    plan, n, c, lb, images, tmp, w,
-                                    results.synthetic_rate(n, c)))
+            for decode, workers in _pipelines(plan) if plan.pipeline_compiled or not compiled \
+                    else ():
+                results.measure(f"{label}: image folder, decode {decode}, workers "
+                                f"{_workers_text(workers)}",
+                                lambda n=name, c=compiled, lb=label, d=decode, w=workers:
+                                bench_pipeline(plan, n, c, lb, images, tmp, w,
+                                               results.synthetic_rate(n, c), d))
             if compiled:
                 torch._dynamo.reset()  # compiled code of this model is not needed again
+
+
+def _pipelines(plan: Plan) -> list[tuple[str, int | None]]:
+    """(decode, workers) of each image-folder measurement: the device decoder with the
+    zoo's default worker count, the worker decoder with each of ``plan.workers``."""
+    return [(decode, workers) for decode in plan.decodes
+            for workers in (plan.workers if decode == "workers" else (None,))]
 
 
 def _workers_text(workers: int | None) -> str:
@@ -365,20 +381,6 @@ def _rate_rows(plan: Plan, name: str, label: str, figure: dict[str, Any]) -> lis
                 passed=rate >= target)]
 
 
-def forward_flops(model: torch.nn.Module, image_size: int) -> float:
-    """FLOPs of one image's forward pass (torch's FLOP counter: 2 per multiply-add)."""
-    from torch.utils.flop_counter import FlopCounterMode
-
-    counter = FlopCounterMode(display=False)
-    param = next(model.parameters())
-    was_training = model.training
-    model.eval()
-    with torch.no_grad(), counter:
-        model(torch.randn(1, 3, image_size, image_size, device=param.device, dtype=param.dtype))
-    model.train(was_training)
-    return float(counter.get_total_flops())
-
-
 def _profile(plan: Plan, label: str, trainer: Trainer, plain: PlainLoop, batches: list,
              path: Path) -> None:
     """Where each loop's time goes: torch.profiler's top operators over a few steps."""
@@ -400,10 +402,11 @@ def _profile(plan: Plan, label: str, trainer: Trainer, plain: PlainLoop, batches
 
 
 def bench_pipeline(plan: Plan, name: str, compiled: bool, label: str, images: Path, tmp: Path,
-                   workers: int | None, synthetic: float | None,
+                   workers: int | None, synthetic: float | None, decode: str = "workers",
                    ) -> tuple[list[Row], dict[str, Any]]:
-    """The zoo loop and the plain loop over the zoo's loaders on a JPEG folder (decoding and
-    augmentation in worker processes), epoch by epoch, alternating which goes first."""
+    """The zoo loop and the plain loop over the zoo's loaders on a JPEG folder (decoded and
+    augmented by worker processes or on the device, as ``decode`` says), epoch by epoch,
+    alternating which goes first."""
     from zoo.training._loaders import data_config, default_workers, make_loaders
     from zoo.training.data import scan_image_folder, split
 
@@ -415,7 +418,8 @@ def bench_pipeline(plan: Plan, name: str, compiled: bool, label: str, images: Pa
     base = make_model(plan, name, len(index.classes))
     loaders = make_loaders(train, val, config=data_config(base, plan.image_size),
                            batch_size=batch, workers=workers, seed=0,
-                           pin_memory=plan.device.startswith("cuda"))
+                           pin_memory=plan.device.startswith("cuda"), decode=decode,
+                           device=torch.device(plan.device))
     trainer = zoo_trainer(plan, copy.deepcopy(base), compiled, total_steps=10**6)
     plain = PlainLoop(plan, copy.deepcopy(base), compiled)
     zoo_rates, plain_rates = [], []
@@ -429,24 +433,35 @@ def bench_pipeline(plan: Plan, name: str, compiled: bool, label: str, images: Pa
                 (zoo_rates if which == 0 else plain_rates).append(
                     seen / (time.perf_counter() - began))
     kib = mean_kib(folder)
+    alone = (loader_rate(loaders, plan.e2e_epochs + 1, torch.device(plan.device))
+             if name == plan.models[0] else None)
     figure = _figure(name, compiled, "jpeg", batch, zoo_rates, plain_rates, workers=workers,
-                     train_images=len(train), jpeg_px=plan.jpeg_size(), jpeg_mean_kib=kib)
+                     decode=decode, train_images=len(train), jpeg_px=plan.jpeg_size(),
+                     jpeg_mean_kib=kib, loader_alone_images_per_s=alone)
     where = (f"JPEG folder ({len(train)} images of {plan.jpeg_size()} px, {kib:.0f} KiB, "
-             f"{workers} loader workers)")
+             f"decoded by {_decoder(decode, workers)})")
     rows = [_ratio_row(plan, f"{label}, {where}", figure)]
-    rows += _pipeline_rows(plan, label, workers, figure, synthetic)
+    rows += _pipeline_rows(plan, label, _decoder(decode, workers), figure, synthetic)
+    if alone is not None:
+        rows.append(Row(f"{label}: the loader alone, no training ({_decoder(decode, workers)})",
+                        f"{alone:,.1f} images/s"))
     if plan.finetune_row and plan.device == "cpu" and not compiled:
         rows.append(_finetune_row(plan, name, label, folder, tmp, figure, workers))
     return rows, figure
 
 
-def _pipeline_rows(plan: Plan, label: str, workers: int, figure: dict[str, Any],
+def _decoder(decode: str, workers: int) -> str:
+    return (f"{workers} loader workers" if decode == "workers"
+            else f"the device ({workers} workers read the files)")
+
+
+def _pipeline_rows(plan: Plan, label: str, decoder: str, figure: dict[str, Any],
                    synthetic: float | None) -> list[Row]:
     if plan.pipeline_target is None or not synthetic:
         return []
     rate = figure["zoo_images_per_s"]
     figure["over_synthetic"] = rate / synthetic
-    return [Row(f"{label}: zoo loop, JPEG folder ({workers} workers) over synthetic batches",
+    return [Row(f"{label}: zoo loop, JPEG folder (decoded by {decoder}) over synthetic batches",
                 f"{rate:,.1f} images/s", f"synthetic {synthetic:,.1f} images/s",
                 f"{rate / synthetic:.3f}", f">= {plan.pipeline_target}",
                 rate / synthetic >= plan.pipeline_target)]

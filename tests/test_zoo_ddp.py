@@ -81,9 +81,33 @@ def test_two_processes_train_in_step_and_record_one_run(tmp_path: Path):
     record = registry.get_run(rank0["run_id"], workspace=ws)
     assert record.status == "FINISHED"
     assert record.params["world_size"] == 2 and record.params["global_batch_size"] == 8
+    assert record.params["ddp_backend"] == "gloo"
     history = registry.metric_history(rank0["run_id"], ["val/accuracy"], workspace=ws)
     assert [p.step for p in history["val/accuracy"]] == [1, 2]  # one point per epoch, not two
     assert "model.safetensors" in {a.name for a in record.artifacts}
+
+
+def test_one_process_under_torchrun_still_forms_the_process_group(monkeypatch):
+    """``torchrun --nproc_per_node 1`` runs the job as it will run on more GPUs."""
+    import torch.distributed as dist
+
+    from tests._pgserver import free_port
+    from zoo.training import ddp
+
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    assert not ddp.setup("cpu").enabled  # a plain python process
+
+    monkeypatch.setenv("TORCHELASTIC_RUN_ID", "test")
+    for key, value in {"RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "1",
+                       "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(free_port())}.items():
+        monkeypatch.setenv(key, value)
+    context = ddp.setup("cpu")
+    try:
+        assert context.enabled and context.backend == "gloo" and context.world == 1
+        assert context.sum([2.0]).tolist() == [2.0] and context.broadcast("x") == "x"
+    finally:
+        context.close()
+    assert not dist.is_initialized()
 
 
 def _metrics(history: list[dict]) -> list[dict]:

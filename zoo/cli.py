@@ -17,7 +17,7 @@ from zoo import _api
 from zoo._featured import featured_order
 from zoo._info import ModelInfo
 from zoo.errors import UnknownModelError, ZooError
-from zoo.training.config import AMP_CHOICES, OPTIONS, STRATEGIES
+from zoo.training.config import AMP_CHOICES, DECODE_CHOICES, OPTIONS, STRATEGIES
 
 __all__ = ["zoo"]
 
@@ -164,6 +164,7 @@ def _option(name: str, *decls: str, **kwargs: Any) -> Callable:
 @_option("amp", type=click.Choice(AMP_CHOICES))
 @_option("device")
 @_option("workers", type=click.IntRange(0))
+@_option("decode", type=click.Choice(DECODE_CHOICES))
 @_option("val_fraction", type=float)
 @_option("seed", type=int)
 @_option("image_size", type=click.IntRange(1))

@@ -13,7 +13,13 @@ import torch
 
 from zoo.errors import FinetuneConfigError
 from zoo.training import ddp
-from zoo.training._loaders import Loaders, data_config, default_workers, make_loaders
+from zoo.training._loaders import (
+    Loaders,
+    choose_decode,
+    data_config,
+    default_workers,
+    make_loaders,
+)
 from zoo.training._progress import Progress
 from zoo.training._result import FinetuneResult
 from zoo.training.checkpoint import load_state, save_state
@@ -89,9 +95,12 @@ class _Session:
         self.workers = cfg.workers if cfg.workers is not None else default_workers(d.local_world)
         config = data_config(model, cfg.image_size)
         self.image_size = int(config["input_size"][-1])
+        self.decode, self.decode_fallback = choose_decode(cfg.decode, self.device, train + val,
+                                                          cfg.augment, config)
         return make_loaders(train, val, config=config, batch_size=cfg.batch_size,
                             workers=self.workers, seed=cfg.seed, rank=d.rank, world=d.world,
-                            pin_memory=self.device.type == "cuda", augment=cfg.augment)
+                            pin_memory=self.device.type == "cuda", augment=cfg.augment,
+                            decode=self.decode, device=self.device)
 
     def _ema(self, model: torch.nn.Module) -> Any:
         if self.config.ema is None:
@@ -150,6 +159,8 @@ class _Session:
             ws = self.workspace or registry.load_workspace()
             cfg = self.config
             tags = {"cairn.kind": "finetune"}
+            if self.decode_fallback:
+                tags["cairn.decode_fallback"] = self.decode_fallback  # why not on the GPU
             if state.get("run_id"):
                 tags["cairn.resumed_from"] = state["run_id"]
             self.record = registry.start_run(project=cfg.project, name=cfg.run_name,
@@ -188,7 +199,8 @@ class _Session:
                 "image_size": self.image_size, "framework": "torch",
                 "amp": str(self.amp_dtype).removeprefix("torch.") if self.amp_dtype else "off",
                 "channels_last": self.channels_last, "device": self.device.type,
-                "workers": self.workers, "world_size": d.world,
+                "workers": self.workers, "decode": self.decode, "world_size": d.world,
+                "ddp_backend": d.backend,
                 "global_batch_size": cfg.batch_size * cfg.accum_steps * d.world,
                 "trainable_params": self.trainable.trainable,
                 "total_params": self.trainable.total, "n_train": n_train, "n_val": n_val,

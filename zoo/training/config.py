@@ -17,10 +17,11 @@ from typing import Any
 
 from zoo.training._checks import AUGMENT_OPTIONS, bad, check_augment, finite, positive_int
 
-__all__ = ["AMP_CHOICES", "AUGMENT_OPTIONS", "DEFAULT_LR", "OPTIONS", "STRATEGIES",
-           "FinetuneConfig", "default_run_name"]
+__all__ = ["AMP_CHOICES", "AUGMENT_OPTIONS", "DECODE_CHOICES", "DEFAULT_LR", "OPTIONS",
+           "STRATEGIES", "FinetuneConfig", "default_run_name"]
 
 STRATEGIES = ("full", "partial", "linear")
+DECODE_CHOICES = ("auto", "workers", "device")
 AMP_CHOICES = ("auto", "bf16", "off")
 # Learning rates that suit AdamW for each strategy when none is given (a fresh head learns
 # fast; a whole pretrained backbone needs a gentle one).
@@ -71,6 +72,10 @@ class FinetuneConfig:
         "doc": "cpu, cuda, cuda:1 (default: cuda when present)"})
     workers: int | None = field(default=None, metadata={
         "doc": "loader processes (default: cores - 1, at most 8)"})
+    decode: str = field(default="auto", metadata={
+        "doc": "where images are decoded and augmented: 'workers' (PIL in the loader "
+               "processes), 'device' (nvJPEG and batched augmentation on the training device; "
+               "JPEG folders only) or 'auto' (device on CUDA when it can, else workers)"})
     val_fraction: float = field(default=0.2, metadata={
         "doc": "share of each class held out for validation (seeded, stratified)"})
     seed: int = field(default=0, metadata={"doc": "seed of the split, order and initialisation"})
@@ -128,6 +133,8 @@ class FinetuneConfig:
             bad("amp", self.amp, "choose auto, bf16 or off (float16 is not supported: use bf16)")
         if self.workers is not None and (not isinstance(self.workers, int) or self.workers < 0):
             bad("workers", self.workers, "must be a non-negative integer")
+        if self.decode not in DECODE_CHOICES:
+            bad("decode", self.decode, f"choose one of {', '.join(DECODE_CHOICES)}")
         if self.resume is True and self.checkpoint_dir is None:
             bad("resume", True, "needs checkpoint_dir (the folder of the run to resume), or "
                                 "give the checkpoint file: resume=PATH")

@@ -30,6 +30,7 @@ class Dist:
     local_rank: int = 0
     local_world: int = 1
     owns_group: bool = False  # initialised here, so destroyed here
+    backend: str | None = None  # the process group's: nccl or gloo; None outside torchrun
 
     @property
     def is_main(self) -> bool:
@@ -37,7 +38,9 @@ class Dist:
 
     @property
     def enabled(self) -> bool:
-        return self.world > 1
+        """Whether this process is in a process group (always under torchrun, one process
+        included: the job then runs exactly as it will on more)."""
+        return self.backend is not None
 
     def sum(self, values: list[float] | torch.Tensor) -> torch.Tensor:
         """Element-wise sum over processes (float64, on this process's device)."""
@@ -68,12 +71,14 @@ class Dist:
 
 
 def setup(device: str | None = None) -> Dist:
-    """This process's Dist: joins the process group when launched by torchrun."""
+    """This process's Dist: joins the process group when launched by torchrun (which sets
+    ``TORCHELASTIC_RUN_ID``) or by any launcher that sets a ``WORLD_SIZE`` over 1."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
+    launched = world > 1 or "TORCHELASTIC_RUN_ID" in os.environ
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     local_world = int(os.environ.get("LOCAL_WORLD_SIZE", str(world)))
-    target = _device(device, local_rank if world > 1 else None)
-    if world <= 1:
+    target = _device(device, local_rank if launched else None)
+    if not launched:
         return Dist(device=target)
     if target.type == "cuda":
         torch.cuda.set_device(target)
@@ -82,7 +87,8 @@ def setup(device: str | None = None) -> Dist:
         dist.init_process_group(backend="nccl" if target.type == "cuda" else "gloo",
                                 device_id=target if target.type == "cuda" else None)
     return Dist(rank=dist.get_rank(), world=dist.get_world_size(), local_rank=local_rank,
-                local_world=local_world, device=target, owns_group=owns)
+                local_world=local_world, device=target, owns_group=owns,
+                backend=str(dist.get_backend()))
 
 
 def wrap(model: torch.nn.Module, context: Dist) -> torch.nn.Module:
