@@ -80,6 +80,8 @@ class DeviceBatches:
 
     def __init__(self, loader: DataLoader, samples: Sequence[Sample], augment: DeviceAugment,
                  device: torch.device, generator: torch.Generator, rank: int = 0) -> None:
+        if device.type == "cuda" and device.index is None:  # the thread must know which
+            device = torch.device("cuda", torch.cuda.current_device())
         self.loader, self.samples, self.augment = loader, list(samples), augment
         self.device, self.generator, self.rank = device, generator, rank
         # Where torchvision's decoder cannot load (a CPU-only machine with a CUDA build of
@@ -140,7 +142,7 @@ class _Ahead:
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         while True:
-            item = self.results.get()
+            item = self._get()
             if item is self._END:
                 return
             if isinstance(item, BaseException):
@@ -153,12 +155,20 @@ class _Ahead:
                 labels.record_stream(stream)
             yield images, labels
 
+    def _get(self) -> Any:
+        while True:
+            try:
+                return self.results.get(timeout=1.0)
+            except queue.Empty:
+                if not self.thread.is_alive() and self.results.empty():
+                    raise RuntimeError("the batch-preparing thread ended without a word") from None
+
     def _work(self) -> None:
         cuda = self.device.type == "cuda"
-        if cuda:
-            torch.cuda.set_device(self.device)
-        side = torch.cuda.Stream(self.device) if cuda else None
         try:
+            if cuda:
+                torch.cuda.set_device(self.device)
+            side = torch.cuda.Stream(self.device) if cuda else None
             for batch in self.batches:
                 if self.stopping.is_set():
                     return
