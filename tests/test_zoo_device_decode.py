@@ -195,6 +195,16 @@ def test_leaving_an_epoch_early_stops_its_thread(tmp_path: Path):
     assert not [t for t in threading.enumerate() if t.name == "cairn-device-batches"]
 
 
+def test_a_preparing_thread_that_dies_is_reported_not_waited_on(tmp_path: Path, monkeypatch):
+    from zoo.training import _device_loader
+
+    monkeypatch.setattr(_device_loader._Ahead, "_work", lambda self: None)  # dies silently
+    batches = loaders(jpeg_folder(tmp_path / "data")).train
+
+    with pytest.raises(RuntimeError, match="ended without a word"):
+        next(iter(batches))
+
+
 def test_where_to_decode():
     jpegs = [(Path("a.jpg"), 0), (Path("b.JPEG"), 1)]
     cuda = torch.device("cuda")
