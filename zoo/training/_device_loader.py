@@ -213,7 +213,10 @@ def _pil_decode(data: torch.Tensor, path: Path) -> torch.Tensor:
     try:
         with Image.open(io.BytesIO(data.numpy().tobytes())) as image:
             pixels = np.asarray(image.convert("RGB"))
-    except (OSError, UnidentifiedImageError) as exc:
+    except UnidentifiedImageError as exc:
+        raise DataFolderError(str(path), "cannot read this image (not a JPEG, nor any "
+                                         "image PIL recognises)") from exc
+    except OSError as exc:
         raise DataFolderError(str(path), f"cannot read this image ({exc})") from exc
     return torch.from_numpy(pixels.copy()).permute(2, 0, 1).contiguous()
 
