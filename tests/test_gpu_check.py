@@ -75,9 +75,11 @@ def test_dry_benchmark_takes_the_gpu_plans_steps_and_survives_a_failure(tmp_path
     assert steps == {("test_resnet", False, "synthetic"), ("test_resnet", False, "jpeg"),
                      ("test_resnet", True, "synthetic")}
     assert {e["step"].split()[0] for e in doc["errors"]} == {"no_such_model"}
-    assert len(doc["errors"]) == 3 and not doc["stopped"]
-    jpeg = next(f for f in doc["figures"] if f["source"] == "jpeg")
-    assert jpeg["over_synthetic"] > 0 and jpeg["workers"] == 0
+    assert len(doc["errors"]) == 4 and not doc["stopped"]  # synthetic, 2 folders, compiled
+    jpeg = {f["decode"]: f for f in doc["figures"] if f["source"] == "jpeg"}
+    assert set(jpeg) == {"device", "workers"} and jpeg["workers"]["workers"] == 0
+    assert all(f["over_synthetic"] > 0 for f in jpeg.values())
+    assert jpeg["device"]["loader_alone_images_per_s"] > 0
     assert all(f["mfu"] > 0 for f in doc["figures"] if f["source"] == "synthetic")
     assert doc["plan"]["compile_backend"] == "aot_eager" and doc["plan"]["amp"]
     assert "test_resnet 32px, zoo loop" in profile.read_text()
