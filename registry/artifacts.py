@@ -12,10 +12,11 @@ blob behind and raises :class:`~registry.errors.ArtifactError` saying so.
 On an object store (``s3://bucket/prefix``, through s3fs: ``pip install 'cairn[s3]'``) the
 endpoint, region and credentials come from the standard AWS settings (``AWS_ENDPOINT_URL``,
 ``AWS_PROFILE``, ``AWS_ACCESS_KEY_ID``..., ``~/.aws``), so AWS, MinIO and Ceph all work. A blob
-is hashed locally, then sent whole: one PUT, or a multipart upload that S3 makes visible only
-once complete, so a failed upload leaves nothing under the digest. Several files go at once
-(:meth:`ArtifactStore.put_files`). Every failure (no s3fs, unreachable endpoint, missing
-bucket, refused credentials) is an ``ArtifactError`` naming the URL.
+is hashed locally, then sent whole to its digest's key: one PUT, or a multipart upload that S3
+makes visible only once complete, so a failed upload leaves nothing under the digest. Several
+files go at once, each hashed while the previous ones go up (:meth:`ArtifactStore.put_files`,
+:mod:`registry._s3`). Every failure (no s3fs, unreachable endpoint, missing bucket, refused
+credentials) is an ``ArtifactError`` naming the URL.
 """
 
 from __future__ import annotations
@@ -32,17 +33,13 @@ import uuid
 from pathlib import Path
 from typing import BinaryIO
 
+from registry import _s3
 from registry.errors import ArtifactError
 from registry.text import is_utf8
 
 __all__ = ["MAX_NAME_LENGTH", "ArtifactStore", "check_sha256", "clean_name", "file_sha256"]
 
 _CHUNK = 1 << 20
-# Above this size, ask an object store whether it holds a blob before sending it: a HEAD costs
-# a round trip, as much as sending a small file again (same name, same bytes: harmless).
-_ASK_FIRST = 8 << 20
-# Fail fast on an endpoint that does not answer (botocore waits 60 s per attempt by default).
-_S3_CONFIG = {"connect_timeout": 10}
 MAX_NAME_LENGTH = 1000  # the registry's artifact.name column
 _DIGEST = re.compile(r"[0-9a-f]{64}")
 _FULL = {errno.ENOSPC: "is full (no space left on device)",
@@ -117,8 +114,9 @@ class ArtifactStore:
         return self.put_files([path])[0]
 
     def put_files(self, paths: list[str | os.PathLike]) -> list[tuple[str, int, str]]:
-        """Store local files (at once, on an object store); (sha256, size, uri) for each.
-        On an error none of them counts as stored, though some may be."""
+        """Store local files (at once, on an object store: each hashed while the previous
+        ones go up); (sha256, size, uri) for each. On an error none of them counts as
+        stored, though some may be."""
         if not self._local:
             return self._put_remote([os.fspath(p) for p in paths])
         return [self._put_local_file(os.fspath(p)) for p in paths]
@@ -130,12 +128,13 @@ class ArtifactStore:
         sha256 = hashlib.sha256(data).hexdigest()
         uri = self.uri(sha256)
         try:
-            if not self._holds_remote(uri, len(data)):
-                self._filesystem().pipe_file(uri, data)
+            fs = self._filesystem()
+            if len(data) < _s3.ASK_FIRST or not _s3.holds(fs, uri, len(data)):
+                fs.pipe_file(uri, data)
         except ArtifactError:
             raise
         except Exception as exc:  # each fsspec backend raises its own
-            raise _remote_error("<bytes>", uri, exc) from exc
+            raise _s3.remote_error("<bytes>", uri, exc) from exc
         return sha256, len(data), uri
 
     def open(self, sha256: str) -> BinaryIO:
@@ -149,10 +148,10 @@ class ArtifactStore:
             raise ArtifactError(sha256, f"no blob at {uri}") from exc
         except OSError as exc:
             if not self._local:
-                raise _remote_error(sha256, uri, exc, "cannot read") from exc
+                raise _s3.remote_error(sha256, uri, exc, "cannot read") from exc
             raise ArtifactError(sha256, f"cannot read {uri}: {exc.strerror or exc}") from exc
         except Exception as exc:  # each fsspec backend raises its own
-            raise _remote_error(sha256, uri, exc, "cannot read") from exc
+            raise _s3.remote_error(sha256, uri, exc, "cannot read") from exc
 
     def get(self, sha256: str, dest: str | os.PathLike) -> Path:
         """Copy a blob to ``dest``, checking its digest on the way. Written to a temporary
@@ -208,36 +207,17 @@ class ArtifactStore:
         return sha256, size, uri
 
     def _put_remote(self, wheres: list[str]) -> list[tuple[str, int, str]]:
-        stored, todo = [], {}
-        for where in wheres:
-            try:
-                sha256, size = file_sha256(where)
-            except OSError as exc:
-                raise ArtifactError(where, f"cannot read: {exc.strerror or exc}") from exc
-            stored.append((sha256, size, self.uri(sha256)))
-            todo[stored[-1][2]] = (where, size)
-        if not todo:
-            return stored
-        first = next(iter(todo.items()))
-        where, target = (first[1][0], first[0]) if len(todo) == 1 else (
-            f"{len(todo)} files", self.root)
-        try:
-            todo = {uri: w for uri, (w, size) in todo.items()
-                    if size < _ASK_FIRST or not self._holds_remote(uri, size)}
-            if todo:
-                self._filesystem().put(list(todo.values()), list(todo), **self._put_options)
-        except ArtifactError:
-            raise
-        except Exception as exc:  # each fsspec backend raises its own
-            raise _remote_error(where, target, exc) from exc
-        return stored
+        fs, stored = self._filesystem(), []
+        one_put = 2 * self._put_options["chunksize"] if self._put_options else _s3.ONE_PUT
 
-    def _holds_remote(self, uri: str, size: int) -> bool:
-        """Whether a complete blob is stored at ``uri`` on the object store."""
-        try:
-            return self._filesystem().info(uri).get("size") == size
-        except FileNotFoundError:
-            return False
+        def hashed():  # pulled by put_all one file at a time, while earlier files go up
+            for where in wheres:
+                sha256, size, data = _hash_file(where, one_put)
+                stored.append((sha256, size, self.uri(sha256)))
+                yield _s3.Blob(where, stored[-1][2], size, data)
+
+        _s3.put_all(fs, hashed(), self._put_options)
+        return stored
 
     def _store_error(self, where: str, target: str, exc: OSError,
                      what: str = "cannot store") -> ArtifactError:
@@ -247,15 +227,13 @@ class ArtifactStore:
         return ArtifactError(where, f"{what} at {target}: {exc.strerror or exc}")
 
     def connect(self) -> None:
-        """Set up the object store's client now (a run does it in the background as it
-        starts, so that its first artifact does not wait for it); never raises: a failure
-        surfaces at the first use."""
+        """Set up the object store's client now and make one request (a run does it in the
+        background as it starts, so that its first artifact does not wait for it); never
+        raises: a failure surfaces at the first use."""
         if self._local:
             return
-        with contextlib.suppress(Exception):
-            fs = self._filesystem()
-            if callable(getattr(fs, "connect", None)):  # s3fs: the botocore client
-                fs.connect()
+        with contextlib.suppress(Exception):  # warm_up itself never raises
+            _s3.warm_up(self._filesystem(), self.root)
 
     def _filesystem(self):
         with self._lock:
@@ -266,7 +244,7 @@ class ArtifactStore:
             try:
                 import fsspec
 
-                self._fs = fsspec.core.url_to_fs(self.root, **_options(self.root))[0]
+                self._fs = fsspec.core.url_to_fs(self.root, **_s3.options(self.root))[0]
             except ImportError as exc:
                 extra = " (pip install 'cairn[s3]')" if self.root.startswith("s3") else ""
                 raise ArtifactError(self.root, f"cannot reach the artifact store: {exc}"
@@ -274,33 +252,6 @@ class ArtifactStore:
             except (ValueError, TypeError) as exc:
                 raise ArtifactError(self.root, f"not a usable artifact root: {exc}") from exc
         return self._fs
-
-
-def _options(root: str) -> dict:
-    """fsspec options for ``root``: for S3, an uncached client with AWS_ENDPOINT_URL (older
-    botocore ignores the variable) and a bounded connect timeout."""
-    if not root.startswith(("s3://", "s3a://")):
-        return {}
-    options: dict = {"skip_instance_cache": True, "config_kwargs": dict(_S3_CONFIG)}
-    endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
-    if endpoint:
-        options["client_kwargs"] = {"endpoint_url": endpoint}
-    return options
-
-
-def _remote_error(where: str, target: str, exc: BaseException,
-                  what: str = "cannot store") -> ArtifactError:
-    """An object store's failure, said so that the fix is clear."""
-    text = str(exc) or type(exc).__name__
-    if isinstance(exc, PermissionError):
-        hint = ("access denied: check the credentials (AWS_PROFILE, AWS_ACCESS_KEY_ID and "
-                "AWS_SECRET_ACCESS_KEY) and the bucket's policy")
-        return ArtifactError(where, f"{what} at {target}: {hint} ({text})")
-    if isinstance(exc, FileNotFoundError) and "bucket does not exist" in text.lower():
-        bucket = target.split("://", 1)[-1].split("/", 1)[0]
-        return ArtifactError(where, f"{what} at {target}: the bucket {bucket!r} does not exist "
-                                    f"(create it, or fix `artifacts` in cairn.toml)")
-    return ArtifactError(where, f"{what} at {target}: {text}")
 
 
 class _ReadError(Exception):
@@ -324,6 +275,18 @@ def _copy(src: BinaryIO, tmp: str | os.PathLike) -> tuple[str, int]:
         out.flush()
         os.fsync(out.fileno())  # a full disk can surface only here (delayed allocation)
     return digest.hexdigest(), size
+
+
+def _hash_file(where: str, whole: int) -> tuple[str, int, bytes | None]:
+    """sha256 and size of a local file, and its bytes if it has fewer than ``whole``."""
+    try:
+        if os.path.getsize(where) >= whole:
+            return (*file_sha256(where), None)
+        with open(where, "rb") as fh:
+            data = fh.read()
+    except OSError as exc:
+        raise ArtifactError(where, f"cannot read: {exc.strerror or exc}") from exc
+    return hashlib.sha256(data).hexdigest(), len(data), data
 
 
 def _holds(uri: str, size: int) -> bool:

@@ -17,12 +17,14 @@ import os
 import re
 import subprocess
 import sys
+import time
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 import registry
+from registry import _s3
 from registry.artifacts import ArtifactStore
 from registry.config import Workspace
 from registry.errors import ArtifactError
@@ -61,6 +63,43 @@ def without_s3fs(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "s3fs", None)
     for protocol in ("s3", "s3a"):
         monkeypatch.delitem(loaded, protocol, raising=False)
+
+
+@pytest.fixture
+def sent(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The URLs s3fs uploads to from now on (one PUT or multipart upload each): a file read
+    by s3fs (_put_file) or bytes already read (_pipe_file)."""
+    import s3fs
+
+    urls: list[str] = []
+
+    def spy(method: str, arg: int):
+        send = getattr(s3fs.S3FileSystem, method)
+
+        def call(self, *args, **kwargs):
+            urls.append(args[arg])
+            return send(self, *args, **kwargs)
+
+        monkeypatch.setattr(s3fs.S3FileSystem, method, call)
+
+    spy("_put_file", 1)
+    spy("_pipe_file", 0)
+    return urls
+
+
+def key_of(uri: str) -> str:
+    """The object key of an s3:// URL."""
+    return uri.split("/", 3)[3]
+
+
+def whole_blobs(s3: S3) -> list[str]:
+    """Every key in the bucket, each checked to hold exactly the bytes its digest names."""
+    keys = s3.keys()
+    for key in keys:
+        body = s3.client().get_object(Bucket=s3.bucket, Key=key)["Body"].read()
+        digest = hashlib.sha256(body).hexdigest()
+        assert key == f"artifacts/sha256/{digest[:2]}/{digest[2:]}", key
+    return keys
 
 
 def on_s3(workspace: Workspace, s3: S3) -> Workspace:
@@ -117,17 +156,18 @@ def test_each_failure_is_an_artifact_error_naming_the_url(s3: S3, tmp_path: Path
     store = ArtifactStore(root)
     source = blob(tmp_path / "model.bin", 4096)
     digest = sha(source)
+    started = time.monotonic()
     with pytest.raises(ArtifactError) as put:
         store.put_file(source)
+    assert time.monotonic() - started < 6  # unreachable: 3 tries, about 1 s (botocore's own: 8)
     message = str(put.value)
     assert (store.uri(digest) if fault != "no s3fs" else root) in message, message
     expected = {"missing bucket": "bucket 'no-such-bucket-here' does not exist",
                 "wrong credentials": "access denied", "unreachable": "Could not connect",
                 "no s3fs": "cairn[s3]"}[fault]
     assert expected in message, message
-    if fault != "unreachable":  # (each try waits out botocore's retries: 8 s)
-        with pytest.raises(ArtifactError, match=re.escape(expected)):
-            store.put_bytes(b"diff")
+    with pytest.raises(ArtifactError, match=re.escape(expected)):
+        store.put_bytes(b"diff")
     if fault != "missing bucket":
         assert s3.keys() == []
 
@@ -149,6 +189,111 @@ def test_a_server_gone_mid_upload_leaves_nothing_under_the_digest(s3: S3,
     assert s3.keys() == [uri.split("/", 3)[3]]
     assert sha(store.get(digest, tmp_path / "back.bin")) == sha(big)
     proxy.stop()
+
+
+def test_every_object_is_a_whole_blob_under_its_own_digest(s3: S3, tmp_path: Path,
+                                                           sent: list[str]) -> None:
+    files = [blob(tmp_path / f"plot{i}.png", 1000 * (i + 1), seed=i) for i in range(5)]
+    files += [blob(tmp_path / "ckpt0.pt", _s3.ASK_FIRST, seed=10),
+              blob(tmp_path / "ckpt1.pt", 12 * MiB, seed=11),  # a multipart upload
+              blob(tmp_path / "again.pt", _s3.ASK_FIRST, seed=10)]  # ckpt0's bytes again
+    store = ArtifactStore(s3.url(), part_size=5 * MiB)
+    stored = store.put_files(files)
+    assert stored == [(sha(f), f.stat().st_size, store.uri(sha(f))) for f in files]
+    assert sorted(sent) == sorted({store.uri(sha(f)) for f in files})  # the copy went up once
+    assert whole_blobs(s3) == sorted(key_of(store.uri(sha(f))) for f in files[:-1])
+    assert not s3.client().list_multipart_uploads(Bucket=s3.bucket).get("Uploads")
+
+
+def test_big_blobs_already_stored_are_not_sent_again(s3: S3, tmp_path: Path,
+                                                     sent: list[str]) -> None:
+    big = [blob(tmp_path / f"ckpt{i}.pt", _s3.ASK_FIRST + i, seed=50 + i) for i in range(3)]
+    small = blob(tmp_path / "loss.png", 100, seed=59)
+    store = ArtifactStore(s3.url())
+    store.put_files([big[0], small])
+    # Half of big[2] under its digest (another writer's failed copy): not taken as stored.
+    s3.client().put_object(Bucket=s3.bucket, Key=key_of(store.uri(sha(big[2]))),
+                           Body=big[2].read_bytes()[: MiB])
+    sent.clear()
+    stored = store.put_files([*big, small])  # big ones: one HEAD each, all at once
+    assert stored == [(sha(f), f.stat().st_size, store.uri(sha(f))) for f in [*big, small]]
+    assert sorted(sent) == sorted(store.uri(sha(f)) for f in [big[1], big[2], small])
+    assert len(whole_blobs(s3)) == 4
+    sent.clear()
+    assert store.put_file(big[2]) == stored[2] and sent == []  # stored: nothing sent
+
+
+def test_a_file_rewritten_as_it_goes_up_is_stored_as_hashed(s3: S3, tmp_path: Path,
+                                                            monkeypatch) -> None:
+    import s3fs
+
+    ckpt = blob(tmp_path / "last.ckpt", 3 * MiB, seed=80)
+    hashed, pipe = sha(ckpt), s3fs.S3FileSystem._pipe_file
+
+    async def rewritten_then_sent(self, path, data, **kwargs):
+        blob(ckpt, 3 * MiB, seed=81)  # the script saves its next checkpoint meanwhile
+        return await pipe(self, path, data, **kwargs)
+
+    monkeypatch.setattr(s3fs.S3FileSystem, "_pipe_file", rewritten_then_sent)
+    digest, size, uri = ArtifactStore(s3.url()).put_file(ckpt)
+    assert digest == hashed != sha(ckpt) and size == 3 * MiB
+    assert whole_blobs(s3) == [key_of(uri)]  # read once: the bytes hashed are the bytes sent
+
+
+def test_a_file_unreadable_midway_ends_the_uploads_under_way_first(s3: S3, tmp_path: Path,
+                                                                   sent: list[str]) -> None:
+    first = [blob(tmp_path / f"f{i}.bin", 2000 + i, seed=60 + i) for i in range(2)]
+    last = blob(tmp_path / "last.bin", 3000, seed=69)
+    store = ArtifactStore(s3.url())
+    with pytest.raises(ArtifactError, match=r"gone\.bin.*cannot read"):
+        store.put_files([*first, tmp_path / "gone.bin", last])
+    # The files hashed before it went up whole before the error was raised; the rest did not.
+    assert whole_blobs(s3) == sorted(key_of(store.uri(sha(f))) for f in first)
+    assert len(sent) == 2
+
+
+def test_a_server_gone_during_several_uploads_leaves_only_whole_blobs(s3: S3, tmp_path: Path,
+                                                                     sent: list[str]) -> None:
+    proxy = S3Proxy(s3.server.port).start()
+    s3.point_at(proxy.url)
+    files = [blob(tmp_path / f"ckpt{i}.pt", _s3.ASK_FIRST, seed=70 + i) for i in range(3)]
+    uris = [ArtifactStore(s3.url()).uri(sha(f)) for f in files]
+    proxy.stop_after(12 * MiB)  # the server goes away while they go up together
+    with pytest.raises(ArtifactError) as failed:
+        ArtifactStore(s3.url(), part_size=5 * MiB).put_files(files)
+    assert proxy.stopped.is_set()
+    assert any(f"artifact {str(f)!r}: cannot store at {uri}: " in str(failed.value)
+               for f, uri in zip(files, uris, strict=True)), failed.value
+    kept = whole_blobs(s3)  # none half-written: only whole blobs, if any went up in time
+    proxy.start()
+    sent.clear()
+    ArtifactStore(s3.url(), part_size=5 * MiB).put_files(files)
+    assert sorted(sent) == sorted(u for u in uris if key_of(u) not in kept)
+    assert whole_blobs(s3) == sorted(key_of(u) for u in uris)
+    proxy.stop()
+
+
+def test_the_standard_retry_mode_unless_the_aws_settings_choose(
+        s3: S3, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for var in ("AWS_RETRY_MODE", "AWS_MAX_ATTEMPTS"):
+        monkeypatch.delenv(var, raising=False)
+    config = tmp_path / "aws-config"
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(config))
+    store = ArtifactStore(s3.url())
+    store.connect()
+    assert store._filesystem().s3.meta.config.retries == {"mode": "standard",
+                                                           "total_max_attempts": 3}
+
+    def retries() -> dict | None:
+        return _s3.options(s3.url())["config_kwargs"].get("retries")
+
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "10")
+    assert retries() is None  # botocore reads the user's choice itself
+    monkeypatch.delenv("AWS_MAX_ATTEMPTS")
+    config.write_text("[default]\nretry_mode = adaptive\n")
+    assert retries() is None
+    config.write_text("[default]\nregion = us-east-1\n")
+    assert retries() == {"mode": "standard", "total_max_attempts": 3}
 
 
 # -- runs ------------------------------------------------------------------------------------
@@ -357,3 +502,24 @@ def test_data_pushed_is_unknown_when_the_remote_does_not_answer(workspace: Works
     record = registry.get_run(refused.id, workspace=workspace)
     assert record.status == "FINISHED"
     assert pushed_of(workspace, refused.id) == {"data/train": True, "data/val.csv": None}
+
+
+def test_uploads_under_way_hold_a_bounded_amount_of_memory():
+    import threading
+
+    gate = _s3._Gate(most=3, budget=100)
+    gate.enter(60)
+    entered = threading.Event()
+    waiter = threading.Thread(target=lambda: (gate.enter(60), entered.set()))
+    waiter.start()
+    assert not entered.wait(0.2)  # 120 bytes would be over the budget
+    gate.leave(60)
+    assert entered.wait(5)
+    gate.leave(60)
+    waiter.join()
+
+    gate.enter(500)  # alone, a file bigger than the budget still goes
+    gate.leave(500)
+    for _ in range(3):
+        gate.enter(0)
+    assert gate.count == 3 and gate.held == 0
