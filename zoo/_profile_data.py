@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from zoo.errors import DataFolderError, ProfileError, QuantizationError
-from zoo.training.data import Sample, prepare, scan_image_folder
+from zoo.training.data import Sample, open_rgb, prepare, scan_image_folder
 
 __all__ = ["CALIBRATION_IMAGES", "EvalSet", "folder_samples", "preprocess", "quantize_int8",
            "run_samples"]
@@ -62,7 +62,6 @@ def preprocess(samples: Sequence[Sample], classes: Sequence[str],
     """Write the samples, transformed by timm's eval transform of ``config``, to ``folder``;
     labels are mapped to ``model_classes`` by name (the model's order)."""
     import numpy as np
-    from PIL import Image
 
     from zoo._compat import import_timm
 
@@ -74,11 +73,7 @@ def preprocess(samples: Sequence[Sample], classes: Sequence[str],
     images = np.lib.format.open_memmap(folder / "images.npy", mode="w+", dtype=np.float32,
                                        shape=(len(samples), *size))
     for i, (path, _) in enumerate(samples):
-        try:
-            with Image.open(path) as image:
-                images[i] = transform(image.convert("RGB")).numpy()
-        except OSError as exc:
-            raise DataFolderError(str(path), f"cannot read this image ({exc})") from exc
+        images[i] = transform(open_rgb(path)).numpy()
     images.flush()
     np.save(folder / "labels.npy", np.array([mapping[label] for _, label in samples]))
     return EvalSet(folder / "images.npy", folder / "labels.npy", len(samples),

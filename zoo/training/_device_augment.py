@@ -159,30 +159,35 @@ def _crop_resize(images: Sequence[torch.Tensor], boxes: list[Box], size: int,
                  flips: list[tuple[bool, bool]] | None = None) -> torch.Tensor:
     """Each image's box resampled to ``size`` x ``size`` (and flipped as ``flips`` say):
     one ``grid_sample`` per image shape."""
-    device = images[0].device
-    out = torch.empty((len(images), 3, size, size), device=device)
     groups: dict[tuple[int, ...], list[int]] = {}
     for i, image in enumerate(images):
         groups.setdefault(tuple(image.shape), []).append(i)
-    for (_, height, width), members in groups.items():
-        stack = torch.stack([images[i] for i in members]).float()
-        chosen = [boxes[i] for i in members]
-        # Sample k x k points per output pixel and average them: a downscale by up to k
-        # is anti-aliased (as roi_align's adaptive sampling does).
-        k = min(_MAX_SUPERSAMPLE, max(1, math.ceil(max(max(x1 - x0, y1 - y0)
-                                                       for x0, y0, x1, y1 in chosen) / size)))
-        theta = torch.tensor([_affine(box, height, width, *(flips[i] if flips else (False,) * 2))
-                              for i, box in zip(members, chosen, strict=True)])
-        grid = F.affine_grid(theta.to(device, non_blocking=True),
-                             [len(members), 3, size * k, size * k], align_corners=False)
-        resized = F.grid_sample(stack, grid, mode="bilinear", padding_mode="border",
-                                align_corners=False)
-        if k > 1:
-            resized = F.avg_pool2d(resized, k)
-        if len(members) == len(images):
-            return resized
-        out[torch.tensor(members, device=device)] = resized
+    if len(groups) == 1:
+        return _resample_group(images, boxes, flips, size)
+    device = images[0].device
+    out = torch.empty((len(images), 3, size, size), device=device)
+    for members in groups.values():
+        out[torch.tensor(members, device=device)] = _resample_group(
+            [images[i] for i in members], [boxes[i] for i in members],
+            [flips[i] for i in members] if flips else None, size)
     return out
+
+
+def _resample_group(images: Sequence[torch.Tensor], boxes: list[Box],
+                    flips: list[tuple[bool, bool]] | None, size: int) -> torch.Tensor:
+    """Same-sized images' boxes resampled in one ``grid_sample``."""
+    _, height, width = images[0].shape
+    # Sample k x k points per output pixel and average them: a downscale by up to k is
+    # anti-aliased (as roi_align's adaptive sampling does).
+    longest = max(max(x1 - x0, y1 - y0) for x0, y0, x1, y1 in boxes)
+    k = min(_MAX_SUPERSAMPLE, max(1, math.ceil(longest / size)))
+    theta = torch.tensor([_affine(box, height, width, *(flips[j] if flips else (False, False)))
+                          for j, box in enumerate(boxes)])
+    grid = F.affine_grid(theta.to(images[0].device, non_blocking=True),
+                         [len(images), 3, size * k, size * k], align_corners=False)
+    resized = F.grid_sample(torch.stack(list(images)).float(), grid, mode="bilinear",
+                            padding_mode="border", align_corners=False)
+    return F.avg_pool2d(resized, k) if k > 1 else resized
 
 
 def _affine(box: Box, height: int, width: int, hflip: bool, vflip: bool) -> list[list[float]]:

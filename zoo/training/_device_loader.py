@@ -15,6 +15,7 @@ cannot read either raises :class:`DataFolderError` naming it.
 from __future__ import annotations
 
 import contextlib
+import functools
 import queue
 import random
 import threading
@@ -27,7 +28,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from zoo.errors import DataFolderError
 from zoo.training._device_augment import DeviceAugment
-from zoo.training.data import Sample
+from zoo.training.data import Sample, open_rgb
 
 __all__ = ["JPEG_SUFFIXES", "DeviceBatches", "EncodedImages", "collate_encoded",
            "device_decode_error"]
@@ -61,8 +62,10 @@ def collate_encoded(batch: list[tuple[bytes, int, int]]) -> tuple[torch.Tensor, 
             torch.tensor([len(d) for d in data]), torch.tensor(labels), torch.tensor(indices))
 
 
+@functools.cache
 def device_decode_error(device: torch.device) -> str | None:
-    """Why this device cannot decode JPEGs (None if it can), tried on a tiny image."""
+    """Why this device cannot decode JPEGs (None if it can), tried once per process on a
+    tiny image."""
     try:
         _decode([_tiny_jpeg()], device)
     except Exception as exc:  # any failure means: use the workers instead
@@ -208,16 +211,8 @@ def _pil_decode(data: torch.Tensor, path: Path) -> torch.Tensor:
     import io
 
     import numpy as np
-    from PIL import Image, UnidentifiedImageError
 
-    try:
-        with Image.open(io.BytesIO(data.numpy().tobytes())) as image:
-            pixels = np.asarray(image.convert("RGB"))
-    except UnidentifiedImageError as exc:
-        raise DataFolderError(str(path), "cannot read this image (not a JPEG, nor any "
-                                         "image PIL recognises)") from exc
-    except OSError as exc:
-        raise DataFolderError(str(path), f"cannot read this image ({exc})") from exc
+    pixels = np.asarray(open_rgb(path, io.BytesIO(data.numpy().tobytes())))
     return torch.from_numpy(pixels.copy()).permute(2, 0, 1).contiguous()
 
 

@@ -12,7 +12,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
 from zoo._compat import import_timm
-from zoo.errors import DataFolderError, FinetuneConfigError
+from zoo.errors import FinetuneConfigError
 from zoo.training._device_augment import DeviceAugment, unsupported_augment
 from zoo.training._device_loader import (
     JPEG_SUFFIXES,
@@ -21,7 +21,7 @@ from zoo.training._device_loader import (
     collate_encoded,
     device_decode_error,
 )
-from zoo.training.data import Sample
+from zoo.training.data import Sample, open_rgb
 
 __all__ = ["ImageDataset", "Loaders", "ShardSampler", "choose_decode", "data_config",
            "make_loaders"]
@@ -37,15 +37,8 @@ class ImageDataset(Dataset):
         return len(self.samples)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
-        from PIL import Image, UnidentifiedImageError
-
         path, label = self.samples[index]
-        try:
-            with Image.open(path) as image:
-                rgb = image.convert("RGB")
-        except (OSError, UnidentifiedImageError) as exc:
-            raise DataFolderError(str(path), f"cannot read this image ({exc})") from exc
-        return self.transform(rgb), label
+        return self.transform(open_rgb(path)), label
 
 
 class ShardSampler(Sampler[int]):

@@ -18,11 +18,12 @@ import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from zoo.errors import DataFolderError, FinetuneConfigError
 
-__all__ = ["IMAGE_EXTENSIONS", "ImageFolderIndex", "Sample", "prepare", "scan_image_folder",
-           "split"]
+__all__ = ["IMAGE_EXTENSIONS", "ImageFolderIndex", "Sample", "open_rgb", "prepare",
+           "scan_image_folder", "split"]
 
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif",
                               ".tiff", ".ppm"})
@@ -88,6 +89,21 @@ def split(index: ImageFolderIndex, val_fraction: float,
         val.extend(sorted(ranked[:n_val]))
         train.extend(sorted(ranked[n_val:]))
     return train, val
+
+
+def open_rgb(path: str | os.PathLike, source: Any = None) -> Any:
+    """The image at ``path`` (read from ``source``, a file object, if given) as a PIL RGB
+    image; DataFolderError naming ``path`` if it cannot be read."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path if source is None else source) as image:
+            return image.convert("RGB")
+    except UnidentifiedImageError as exc:
+        raise DataFolderError(str(path), "cannot read this image (not an image PIL "
+                                         "recognises)") from exc
+    except OSError as exc:
+        raise DataFolderError(str(path), f"cannot read this image ({exc})") from exc
 
 
 def _images(folder: Path) -> list[Path]:
